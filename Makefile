@@ -1,0 +1,69 @@
+# Policy Gradients, Verified — two commands do everything on a fresh machine with python3:
+#   make book   create .venv, install, build the HTML book (prints the path of index.html)
+#   make test   the same set-up, then unit tests, the ledger check, nbval over every notebook,
+#               the book build with warnings as errors, and the browser check
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -eu -o pipefail -c
+
+VENV     := .venv
+PY       := $(VENV)/bin/python
+STAMP    := $(VENV)/.installed
+MATHJAX  := _mathjax/mathjax/tex-chtml.js
+MATHJAX_VERSION := 3.2.2
+NOTEBOOKS := $(wildcard book/*.ipynb)
+INDEX    := _build/html/index.html
+
+.PHONY: book test setup unit ledger nbval build-strict browser lab bench clean
+
+setup: $(STAMP) $(MATHJAX)
+
+$(STAMP): requirements.txt pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+# MathJax 3 from the npm registry, served from the built book: no CDN at reading time.
+$(MATHJAX):
+	tmp=$$(mktemp -d)
+	(cd $$tmp && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null && tar xzf mathjax-$(MATHJAX_VERSION).tgz)
+	rm -rf _mathjax/mathjax && mkdir -p _mathjax
+	mv $$tmp/package/es5 _mathjax/mathjax
+	rm -rf $$tmp
+	test -f $@
+
+ledger: $(STAMP)
+	$(PY) tools/ledger.py
+
+book: setup ledger
+	$(PY) -m jupyter_book build . --builder html --quiet
+	@echo "The book: $(CURDIR)/$(INDEX)"
+
+unit: $(STAMP)
+	$(PY) -m pytest tests -q
+
+nbval: $(STAMP)
+	$(PY) -m pytest -q --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg $(NOTEBOOKS)
+
+build-strict: setup ledger
+	rm -rf _build/html
+	$(PY) -m jupyter_book build . --builder html -W -n --keep-going --quiet
+	@echo "The book: $(CURDIR)/$(INDEX)"
+
+browser: $(STAMP)
+	test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+	$(PY) tools/browser_check.py _build/html
+
+test: setup unit ledger nbval build-strict browser
+	@echo "make test: all checks passed"
+
+lab: $(STAMP)
+	$(PY) -m pip install --quiet -r requirements-lab.txt
+	$(VENV)/bin/jupyter lab book/
+
+bench: $(STAMP)
+	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script; done
+
+clean:
+	rm -rf _build book/ledger.md

@@ -1,0 +1,66 @@
+"""Input validation shared by every :mod:`pgbook` module.
+
+Every public function of the package checks its arguments with these helpers, so that a
+wrong shape, a probability table that does not sum to one, a discount factor outside its
+range or a NaN fails at once with a :class:`ValueError` that names the argument.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+#: Tolerance for "sums to one" checks of probability tables.
+PROB_ATOL = 1e-9
+
+
+def as_float_array(x, name: str, ndim: int | None = None) -> np.ndarray:
+    """Return ``x`` as a float64 array, checking its rank and that it is finite."""
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be an array of numbers, got {type(x).__name__}") from exc
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return arr
+
+
+def check_shape(arr: np.ndarray, shape: tuple, name: str) -> None:
+    """Raise unless ``arr.shape == shape``."""
+    if arr.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
+
+
+def check_distribution(arr: np.ndarray, name: str, axis: int = -1) -> None:
+    """Raise unless ``arr`` is non-negative and sums to 1 (within 1e-9) along ``axis``."""
+    if np.any(arr < 0):
+        raise ValueError(f"{name} has negative probabilities (min {arr.min():.3g})")
+    sums = arr.sum(axis=axis)
+    if not np.allclose(sums, 1.0, rtol=0.0, atol=PROB_ATOL):
+        worst = float(np.max(np.abs(sums - 1.0)))
+        raise ValueError(
+            f"{name} must sum to 1 along axis {axis} (within {PROB_ATOL:g}); "
+            f"the worst row is off by {worst:.3g}"
+        )
+
+
+def check_gamma(gamma, name: str = "gamma", allow_one: bool = False) -> float:
+    """Return ``gamma`` as a float, raising unless it lies in [0, 1) (or [0, 1])."""
+    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real):
+        raise ValueError(f"{name} must be a real number, got {type(gamma).__name__}")
+    g = float(gamma)
+    upper_ok = g <= 1.0 if allow_one else g < 1.0
+    if not (np.isfinite(g) and g >= 0.0 and upper_ok):
+        interval = "[0, 1]" if allow_one else "[0, 1)"
+        raise ValueError(f"{name} must lie in {interval}, got {gamma!r}")
+    return g
+
+
+def check_positive_int(n, name: str, minimum: int = 1) -> int:
+    """Return ``n`` as an int, raising unless it is an integer ``>= minimum``."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {n!r}")
+    return int(n)

@@ -1,0 +1,53 @@
+"""Pytest configuration: the ``claim`` marker that ties tests to the book's labelled claims.
+
+``@pytest.mark.claim("eq-pg-theorem", how="finite difference")`` says that the test checks the
+claim labelled ``eq-pg-theorem`` in the book, and how. ``tools/ledger.py`` collects these
+markers (``pytest --collect-only --claims-json=FILE``) to build the *Verification ledger* page
+and to fail when a labelled claim has no test or a test names a label the book lacks.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import pytest
+
+#: How a test checks its claim; the ledger shows this vocabulary.
+HOW = {
+    "exact",  # exact linear algebra against an independent exact computation
+    "enumeration",  # exhaustive enumeration of all trajectories / outcomes
+    "finite difference",  # central differences of an exactly computed objective
+    "autograd",  # torch autograd
+    "sympy",  # symbolic proof
+    "Monte Carlo",  # sampled, with a stated n, seed and confidence interval
+    "property",  # hypothesis property test
+    "reproduction",  # re-running code and comparing with stored / printed results
+}
+
+
+def pytest_addoption(parser):
+    parser.addoption("--claims-json", default=None, help="write the claim markers of collected tests to this file")
+
+
+def _claims(item):
+    out = []
+    for mark in item.iter_markers(name="claim"):
+        how = mark.kwargs.get("how")
+        if how not in HOW:
+            raise pytest.UsageError(f"{item.nodeid}: claim marker needs how= one of {sorted(HOW)}, got {how!r}")
+        if not mark.args or not all(isinstance(a, str) for a in mark.args):
+            raise pytest.UsageError(f"{item.nodeid}: claim marker needs one or more label strings")
+        out.append({"labels": list(mark.args), "how": how})
+    return out
+
+
+def pytest_collection_modifyitems(session, config, items):
+    path = config.getoption("--claims-json")
+    records = []
+    for item in items:
+        for claim in _claims(item):
+            doc = (getattr(item, "function", None).__doc__ or "").strip().splitlines()
+            records.append({"nodeid": item.nodeid, "doc": doc[0] if doc else "", **claim})
+    if path:
+        pathlib.Path(path).write_text(json.dumps(records, indent=1))

@@ -1,0 +1,193 @@
+"""The verification ledger: every labelled claim of the book, tied to the tests that check it.
+
+Usage:
+    python tools/ledger.py            # collect, check, write book/ledger.md
+    python tools/ledger.py --check    # collect and check only
+
+A *claim* is a numbered equation (``$$ ... $$ (label)`` or a ``{math}`` directive with
+``:label:``) or a labelled sphinx-proof statement (theorem, lemma, proposition, corollary,
+property, observation, remark, conjecture, criterion) in a chapter listed in ``_toc.yml``.
+Definitions, examples, algorithms and exercises are not claims. A test checks a claim when it
+carries ``@pytest.mark.claim("label", how=...)`` (see ``tests/conftest.py``).
+
+Exits non-zero when a claim has no test, when a test names a label that the book does not
+state, or when a label is stated twice.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+LEDGER = ROOT / "book" / "ledger.md"
+
+CLAIM_DIRECTIVES = {
+    "math": "equation",
+    "prf:theorem": "theorem",
+    "prf:lemma": "lemma",
+    "prf:proposition": "proposition",
+    "prf:corollary": "corollary",
+    "prf:property": "property",
+    "prf:observation": "observation",
+    "prf:remark": "remark",
+    "prf:conjecture": "conjecture",
+    "prf:criterion": "criterion",
+}
+DOLLAR_EQ = re.compile(r"\$\$(?P<body>.+?)\$\$[ \t]*\((?P<label>[A-Za-z][\w\-.:]*)\)", re.S)
+FENCE = re.compile(r"^\s*(`{3,}|:{3,})\{(?P<kind>[\w:\-]+)\}\s*(?P<title>.*)$")
+LABEL = re.compile(r"^\s*:label:\s*(?P<label>\S+)\s*$")
+
+
+@dataclass
+class Claim:
+    label: str
+    kind: str
+    doc: str  # docname relative to the book root, e.g. "book/ch02_policy_gradient_theorem"
+    title: str
+
+
+def toc_files() -> list[Path]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key in ("root", "file"):
+                if key in node:
+                    files.append(node[key])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(toc)
+    out = []
+    for name in files:
+        for suffix in (".ipynb", ".md"):
+            path = ROOT / (name + suffix)
+            if path.exists():
+                out.append(path)
+                break
+    return out
+
+
+def markdown_sources(path: Path) -> list[str]:
+    if path.suffix == ".ipynb":
+        nb = nbformat.read(path, as_version=4)
+        return [c.source for c in nb.cells if c.cell_type == "markdown"]
+    return [path.read_text()]
+
+
+def claims_in(path: Path) -> list[Claim]:
+    doc = str(path.relative_to(ROOT).with_suffix(""))
+    found = []
+    for text in markdown_sources(path):
+        for m in DOLLAR_EQ.finditer(text):
+            found.append(Claim(m["label"], "equation", doc, ""))
+        current = None
+        for line in text.splitlines():
+            fence = FENCE.match(line)
+            if fence:
+                current = (fence["kind"], fence["title"].strip())
+                continue
+            lab = LABEL.match(line)
+            if lab and current and current[0] in CLAIM_DIRECTIVES:
+                found.append(Claim(lab["label"], CLAIM_DIRECTIVES[current[0]], doc, current[1]))
+    return found
+
+
+def collect_tests() -> list[dict]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "claims.json"
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "--collect-only", "-q", f"--claims-json={out}", "tests"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0 or not out.exists():
+            sys.exit(f"ledger: test collection failed\n{proc.stdout}\n{proc.stderr}")
+        return json.loads(out.read_text())
+
+
+def main(argv: list[str]) -> int:
+    check_only = "--check" in argv
+    claims: dict[str, Claim] = {}
+    problems = []
+    for path in toc_files():
+        if path.name == LEDGER.name:
+            continue
+        for claim in claims_in(path):
+            if claim.label in claims:
+                problems.append(f"label {claim.label!r} is stated twice ({claims[claim.label].doc}, {claim.doc})")
+            claims[claim.label] = claim
+    tests = collect_tests()
+    by_label: dict[str, list[dict]] = defaultdict(list)
+    for record in tests:
+        for label in record["labels"]:
+            by_label[label].append(record)
+            if label not in claims:
+                problems.append(f"{record['nodeid']} names claim {label!r}, which no page of the book states")
+    for label, claim in claims.items():
+        if not by_label.get(label):
+            problems.append(f"claim {label!r} ({claim.kind} in {claim.doc}) has no test")
+    if problems:
+        print("Verification ledger: FAILED", file=sys.stderr)
+        for p in problems:
+            print("  - " + p, file=sys.stderr)
+        return 1
+    n_tests = len({r["nodeid"] for r in tests})
+    print(f"Verification ledger: {len(claims)} claims, each checked; {n_tests} tests carry claim markers")
+    if not check_only:
+        LEDGER.write_text(render(claims, by_label))
+        print(f"wrote {LEDGER.relative_to(ROOT)}")
+    return 0
+
+
+def render(claims: dict[str, Claim], by_label: dict[str, list[dict]]) -> str:
+    lines = [
+        "# Verification ledger",
+        "",
+        "Every labelled claim of this book — each numbered equation and each labelled theorem,",
+        "lemma, proposition or remark — with the tests that check it and how they check it.",
+        "This page is generated by `tools/ledger.py` from the book's sources and the",
+        "`@pytest.mark.claim` markers of the test suite; `make test` fails when a claim has no",
+        "test, or when a test names a claim that the book does not state.",
+        "",
+        "How a claim is checked: **exact** (an independent exact computation, e.g. a linear solve),",
+        "**enumeration** (every trajectory summed), **finite difference** (central differences of an",
+        "exactly computed objective), **autograd** (torch), **sympy** (a symbolic proof),",
+        "**Monte Carlo** (sampled, with stated sample size, seed and confidence interval),",
+        "**property** (hypothesis property test over random instances), **reproduction** (re-running",
+        "code and comparing with its recorded output).",
+        "",
+    ]
+    by_doc: dict[str, list[Claim]] = defaultdict(list)
+    for claim in claims.values():
+        by_doc[claim.doc].append(claim)
+    for doc, items in by_doc.items():
+        lines += [f"## {{doc}}`/{doc}`", "", "| Claim | Kind | Checked by | How |", "|---|---|---|---|"]
+        for c in items:
+            ref = f"{{eq}}`{c.label}`" if c.kind == "equation" else f"{{prf:ref}}`{c.label}`"
+            tests = "<br>".join(
+                f"`{r['nodeid']}`" + (f" — {r['doc']}" if r["doc"] else "") for r in by_label[c.label]
+            )
+            hows = ", ".join(sorted({r["how"] for r in by_label[c.label]}))
+            lines.append(f"| {ref} `{c.label}` | {c.kind} | {tests.replace('|', '¦')} | {hows} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
