@@ -54,21 +54,24 @@ def policy_gradient(mdp: _mdp.MDP, theta) -> np.ndarray:
     return np.einsum("s,sa,saxy,sa->xy", eta, pi, policies.score(theta), Q)
 
 
-def finite_difference_gradient(f: Callable[[np.ndarray], float], x, eps: float = 1e-5) -> np.ndarray:
+def finite_difference_gradient(f: Callable[[np.ndarray], object], x, eps: float = 1e-5) -> np.ndarray:
     """Central finite differences ``(f(x + eps e_i) - f(x - eps e_i)) / (2 eps)`` for every entry.
 
-    ``f`` must be a scalar function of an array; the result has the shape of ``x``. With an
+    ``f`` maps an array ``x`` to a scalar or an array; the result has shape
+    ``np.shape(f(x)) + x.shape`` (the Jacobian; for a scalar ``f``, the gradient). With an
     exactly computed ``f`` the error is ``O(eps^2)`` truncation plus ``O(machine eps / eps)``
     rounding, about ``1e-10`` relative for ``eps = 1e-5`` on the objectives of this book.
     """
     x = as_float_array(x, "x")
     if not (isinstance(eps, (int, float)) and np.isfinite(eps) and eps > 0):
         raise ValueError(f"eps must be a positive finite number, got {eps!r}")
-    grad = np.zeros_like(x)
+    out_shape = np.shape(f(x))
+    grad = np.zeros(out_shape + x.shape)
     for i in np.ndindex(x.shape):
         step = np.zeros_like(x)
         step[i] = eps
-        grad[i] = (float(f(x + step)) - float(f(x - step))) / (2.0 * eps)
+        diff = (np.asarray(f(x + step), dtype=float) - np.asarray(f(x - step), dtype=float)) / (2.0 * eps)
+        grad[(Ellipsis,) + i] = diff
     return grad
 
 
@@ -134,11 +137,4 @@ def reinforce_gradients(
         weights = np.cumsum(disc_rewards[:, ::-1], axis=1)[:, ::-1]
     else:
         weights = np.repeat((rewards @ discounts)[:, None], H, axis=1)
-    S, A = pi.shape
-    # score(s_t, a_t)[s, b] = 1[s = s_t] (1[a_t = b] - pi(b|s_t))
-    contrib = -weights[..., None] * pi[states]  # (N, H, A)
-    contrib[np.arange(N)[:, None], np.arange(H)[None, :], actions] += weights
-    grads = np.zeros((N, S, A))
-    rows = np.repeat(np.arange(N), H)
-    np.add.at(grads, (rows, states.ravel()), contrib.reshape(N * H, A))
-    return grads
+    return policies.weighted_score_sum(theta, states, actions, weights)

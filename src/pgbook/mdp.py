@@ -49,6 +49,7 @@ __all__ = [
     "Trajectories",
     "enumerate_trajectories",
     "finite_horizon_return",
+    "finite_horizon_action_values",
     "sample_trajectories",
 ]
 
@@ -249,6 +250,23 @@ def finite_horizon_return(mdp: MDP, pi, horizon: int) -> float:
     for _ in range(H):
         V = r_pi + mdp.gamma * P_pi @ V
     return float(mdp.p0 @ V)
+
+
+def finite_horizon_action_values(mdp: MDP, pi, horizon: int) -> np.ndarray:
+    """Time-indexed ``Q_t(s, a) = E[sum_{l=t}^{H-1} gamma^(l-t) r_l | s_t = s, a_t = a]``.
+
+    Backward dynamic programming; shape ``(H, S, A)``. In a finite-horizon problem the value of
+    an action depends on how many steps remain, so the policy gradient theorem uses ``Q_t``
+    (chapter 2, eq. ``eq-pg-theorem``).
+    """
+    pi = check_policy(mdp, pi)
+    H = check_positive_int(horizon, "horizon")
+    Q = np.zeros((H, mdp.n_states, mdp.n_actions))
+    V_next = np.zeros(mdp.n_states)
+    for t in reversed(range(H)):
+        Q[t] = mdp.R + mdp.gamma * mdp.P @ V_next
+        V_next = (pi * Q[t]).sum(axis=1)
+    return Q
 
 
 def sample_trajectories(mdp: MDP, pi, n_episodes: int, horizon: int, seed: int):

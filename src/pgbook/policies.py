@@ -15,7 +15,7 @@ import numpy as np
 
 from ._validate import as_float_array
 
-__all__ = ["check_theta", "log_probs", "probs", "score", "sample_actions"]
+__all__ = ["check_theta", "log_probs", "probs", "score", "weighted_score_sum", "sample_actions"]
 
 
 def check_theta(theta, name: str = "theta") -> np.ndarray:
@@ -50,6 +50,36 @@ def score(theta) -> np.ndarray:
     idx = np.arange(S)
     # out[s, a, s, b] = 1[a = b] - pi(b|s); zero for the other states s' != s.
     out[idx, :, idx, :] = np.eye(A)[None, :, :] - pi[:, None, :]
+    return out
+
+
+def weighted_score_sum(theta, states, actions, weights=None) -> np.ndarray:
+    """``sum_t w_t grad_theta log pi_theta(a_t|s_t)`` for each row of ``states``/``actions``.
+
+    ``states``, ``actions`` (and ``weights``, default all ones) have shape ``(N, T)``; the result
+    has shape ``(N, S, A)``. With unit weights this is ``grad_theta log p(tau; theta)`` of each
+    trajectory (eq. ``eq-grad-log-traj``); with weights ``gamma^t G_t`` it is a REINFORCE sample.
+    Uses the closed form of :func:`score` without materialising the ``(S, A, S, A)`` array.
+    """
+    pi = probs(theta)
+    S, A = pi.shape
+    states, actions = np.asarray(states), np.asarray(actions)
+    if states.ndim != 2 or states.shape != actions.shape:
+        raise ValueError(f"states and actions must have the same shape (N, T), got {states.shape} and {actions.shape}")
+    for name, arr, n in (("states", states, S), ("actions", actions, A)):
+        if arr.dtype.kind not in "iu" or np.any(arr < 0) or np.any(arr >= n):
+            raise ValueError(f"{name} must be integers in [0, {n})")
+    if weights is None:
+        weights = np.ones(states.shape)
+    weights = as_float_array(weights, "weights", ndim=2)
+    if weights.shape != states.shape:
+        raise ValueError(f"weights must have shape {states.shape}, got {weights.shape}")
+    N, T = states.shape
+    # score(s_t, a_t)[s, b] = 1[s = s_t] (1[a_t = b] - pi(b|s_t))
+    contrib = -weights[..., None] * pi[states]
+    contrib[np.arange(N)[:, None], np.arange(T)[None, :], actions] += weights
+    out = np.zeros((N, S, A))
+    np.add.at(out, (np.repeat(np.arange(N), T), states.ravel()), contrib.reshape(N * T, A))
     return out
 
 
