@@ -37,7 +37,7 @@ ledger: $(STAMP)
 	$(PY) tools/ledger.py
 
 book: setup ledger
-	$(PY) -m jupyter_book build . --builder html --quiet
+	$(VENV)/bin/jupyter-book build . --builder html --quiet
 	@echo "The book: $(CURDIR)/$(INDEX)"
 
 unit: $(STAMP)
@@ -48,7 +48,7 @@ nbval: $(STAMP)
 
 build-strict: setup ledger
 	rm -rf _build/html
-	$(PY) -m jupyter_book build . --builder html -W -n --keep-going --quiet
+	$(VENV)/bin/jupyter-book build . --builder html -W -n --keep-going --quiet
 	@echo "The book: $(CURDIR)/$(INDEX)"
 
 browser: $(STAMP)

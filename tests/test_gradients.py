@@ -169,3 +169,12 @@ def test_expected_return_given_state_action_is_not_q():
             conditional = w @ returns[mask]
             assert abs(conditional - (w @ tr.rewards[mask, 0] + mdp.gamma * Q[1, s, a])) < 1e-12
             assert abs(conditional - Q[1, s, a]) > 0.1
+
+
+@pytest.mark.parametrize("S, A, gamma, seed", GRADIENT_CASES[::4])
+def test_exercise_softmax_form(S, A, gamma, seed):
+    """Exercise ex-ch02-softmax-form: dJ/dtheta[s, a] = eta(s) pi(a|s) A(s, a) for the softmax policy."""
+    mdp, theta = case(S, A, gamma, seed)
+    pi = policies.probs(theta)
+    simplified = M.discounted_visits(mdp, pi)[:, None] * pi * M.advantage_values(mdp, pi)
+    assert relative_error(simplified, G.autograd_policy_gradient(mdp, theta)) < 1e-10

@@ -94,3 +94,17 @@ def test_trajectory_ratio_is_product_of_policy_ratios(S, A, gamma, seed, H):
     pi, pi_old = policies.probs(theta), policies.probs(theta_old)
     product = np.prod(pi[new.states, new.actions] / pi_old[new.states, new.actions], axis=1)
     np.testing.assert_allclose(new.prob / old.prob, product, rtol=1e-12)
+
+
+@pytest.mark.parametrize("S, A, gamma, seed", [(2, 2, 0.9, 0), (3, 2, 0.5, 1), (4, 3, 0.99, 2)])
+def test_exercise_horizon_bound(S, A, gamma, seed):
+    """Exercise ex-ch01-horizon: |J - J_H| <= gamma^H max|r| / (1 - gamma), and it is not slack by 1e6."""
+    mdp, theta = M.random_mdp(S, A, gamma, seed), random_theta(S, A, seed)
+    pi = policies.probs(theta)
+    J = M.expected_return(mdp, pi)
+    for H in (1, 5, 20, 60):
+        bound = gamma**H * np.max(np.abs(mdp.R)) / (1 - gamma)
+        err = abs(J - M.finite_horizon_return(mdp, pi, H))
+        assert err <= bound + 1e-12
+        if H == 1:
+            assert err > 1e-6 * bound
