@@ -107,7 +107,7 @@ def to_torch(arrays, dtype=torch.float64):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.claim("eq-gae-recursion", "prop-gae-recursion", how="property")
+@pytest.mark.claim("err-gae-definition-episodes", "eq-gae-recursion", "prop-gae-recursion", how="property")
 @settings(max_examples=150, deadline=None)
 @given(rollouts(n_envs=1))
 def test_gae_equals_definition_numpy_1d(case):
@@ -162,7 +162,7 @@ def test_wrong_recursions_fail_the_same_check():
     assert np.max(np.abs(bootstrap_all - ref)) > 1e-3
 
 
-@pytest.mark.claim("eq-gae-recursion", how="property")
+@pytest.mark.claim("err-gae-target-critic", "eq-gae-recursion", how="property")
 def test_gae_torch_float32_keeps_dtype_device_and_no_grad():
     """float32 (T, n_envs) tensors in, float32 tensors out on the same device, without autograd history."""
     kinds = np.array([["step"] * 6 + ["truncated"] + ["step"] * 4 + ["terminated"]] * 4).T
@@ -363,7 +363,7 @@ def test_bias_closed_form(S, A, gamma, seed):
             assert np.max(np.abs(mean - A_pi - wrong)) > 1e-6
 
 
-@pytest.mark.claim("thm-gae-exact-critic", how="exact")
+@pytest.mark.claim("err-gae-bias-variance", "thm-gae-exact-critic", how="exact")
 @pytest.mark.parametrize("S,A,gamma,seed", TABULAR_CASES)
 def test_exact_critic_unbiased_and_variance_monotone(S, A, gamma, seed):
     """With V = V^pi: E[A_hat | s, a] = A^pi(s, a) for every lam, and Var is non-decreasing in lam."""
@@ -415,7 +415,7 @@ def test_lambda_one_bias_is_state_only_and_gradient_unbiased(S, A, gamma, seed):
     assert np.max(np.abs(gae_policy_gradient(mdp, theta, V, 0.3) - g_true)) > 1e-4
 
 
-@pytest.mark.claim("rem-gae-notes-bias-variance", how="exact")
+@pytest.mark.claim("err-gae-bias-variance", "rem-gae-notes-bias-variance", how="exact")
 def test_inaccurate_critic_lambda_zero_can_have_more_variance():
     """The notes' 'lam = 0: low variance' fails for a bad critic: Var at lam = 0 exceeds Var at lam = 1."""
     mdp, _, pi = _tabular(4, 2, 0.9, 1)
@@ -430,7 +430,7 @@ def test_inaccurate_critic_lambda_zero_can_have_more_variance():
     assert np.all(e0 <= e1)
 
 
-@pytest.mark.claim("rem-gae-notes-bias-variance", how="enumeration")
+@pytest.mark.claim("err-gae-bias-variance", "rem-gae-notes-bias-variance", how="enumeration")
 def test_lambda_one_with_a_cut_inherits_critic_error():
     """At a rollout cut after L steps, lam = 1 bootstraps: by exhaustive enumeration, E[A_hat_0 | s, a] - A^pi(s, a)
     = gamma^L E[(V - V^pi)(s_L) | s, a] - (V - V^pi)(s), which is action-dependent."""
@@ -470,7 +470,7 @@ def _constant_chain(L, episodes, gamma, c):
     return rewards, values, next_values, episode_end
 
 
-@pytest.mark.claim("eq-gae-truncation", how="exact")
+@pytest.mark.claim("err-gae-code-done-flag", "eq-gae-truncation", how="exact")
 @pytest.mark.parametrize("gamma,lam", [(0.99, 0.95), (0.9, 1.0), (0.99, 0.0)])
 def test_truncation_targets(gamma, lam):
     """A never-failing reward-1 chain: correct handling gives targets 1/(1-gamma); truncation-as-termination
@@ -538,7 +538,7 @@ def _notes_rollout():
     return rewards, v, dones
 
 
-@pytest.mark.claim("rem-gae-notes-code", how="reproduction")
+@pytest.mark.claim("err-gae-code-precedence", "rem-gae-notes-code", how="reproduction")
 def test_notes_last_step_precedence():
     """The last td_target of the notes is next_value alone: it lacks r_{T-1}, gamma and (1 - done)."""
     r, v, dones = _notes_rollout()
@@ -556,7 +556,7 @@ def test_notes_last_step_precedence():
     assert len(adv_notes) == 8
 
 
-@pytest.mark.claim("rem-gae-notes-code", how="reproduction")
+@pytest.mark.claim("err-gae-code-precedence", "err-gae-code-dones", "rem-gae-notes-code", how="reproduction")
 def test_notes_discrepancies_decompose_exactly():
     """Notes minus definition = (gamma lam)^{7-t} x last-step error, plus, before the boundary, the leaked tail."""
     r, v, dones = _notes_rollout()
@@ -574,7 +574,7 @@ def test_notes_discrepancies_decompose_exactly():
     np.testing.assert_allclose(adv_notes - ref, predicted, rtol=0, atol=1e-12)
 
 
-@pytest.mark.claim("rem-gae-notes-code", how="reproduction")
+@pytest.mark.claim("err-gae-code-done-flag", "rem-gae-notes-code", how="reproduction")
 def test_notes_truncation_loses_bootstrap():
     """With a time-limit end at t = 3 (old gym done=True), the notes drop gamma V(s_4^final) from delta_3,
     and values[4] is the reset state's value: the final observation has no slot in values."""
@@ -590,7 +590,7 @@ def test_notes_truncation_loses_bootstrap():
     np.testing.assert_allclose(np.array(d_notes[:3]), d_right[:3], rtol=0, atol=1e-15)
 
 
-@pytest.mark.claim("rem-gae-notes-code", how="reproduction")
+@pytest.mark.claim("err-gae-code-dones", "err-gae-code-precedence", "rem-gae-notes-code", how="reproduction")
 def test_notes_minimally_fixed_equals_gae():
     """Parenthesising the conditional and masking the recursion with (1 - done) makes the notes' code equal gae
     on rollouts whose episode ends are all terminations (the wrong version does not)."""

@@ -57,7 +57,7 @@ def test_a_wrong_weighting_fails_the_same_check():
     assert relative_error(wrong, G.autograd_policy_gradient(mdp, theta)) > 0.5
 
 
-@pytest.mark.claim("eq-pg-theorem", "rem-pg-no-discount", how="enumeration")
+@pytest.mark.claim("eq-pg-theorem", "rem-pg-no-discount", "err-pg-no-discount", how="enumeration")
 @pytest.mark.parametrize("S, A, gamma, seed, H", [(2, 2, 0.9, 0, 4), (3, 2, 0.5, 1, 3), (2, 3, 0.99, 2, 3)])
 def test_q_form_by_enumeration(S, A, gamma, seed, H):
     """E[sum_t gamma^t grad log pi(a_t|s_t) Q_t(s_t, a_t)] (all trajectories) = differences of J_H."""
@@ -153,7 +153,7 @@ def test_bad_input():
         G.reinforce_gradients(mdp, np.zeros((2, 2)), 0, 5, 0)
 
 
-@pytest.mark.claim("rem-return-given-sa", how="enumeration")
+@pytest.mark.claim("rem-return-given-sa", "err-return-given-sa", how="enumeration")
 def test_expected_return_given_state_action_is_not_q():
     """E[R(tau)|s_1,a_1] = E[r_0|s_1,a_1] + gamma Q_1(s_1,a_1) exactly, and differs from Q_1."""
     mdp, theta = case(2, 2, 0.9, 0)

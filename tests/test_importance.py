@@ -116,7 +116,7 @@ def test_is_variance_monte_carlo():
     assert not ci.contains(float(q @ f**2 - (q @ f) ** 2) + float(p @ f) ** 2)
 
 
-@pytest.mark.claim("thm-is-kl-variance", how="property")
+@pytest.mark.claim("err-is-weight-variance", "thm-is-kl-variance", how="property")
 @settings(max_examples=80, deadline=None)
 @given(pq_cases)
 def test_weight_variance_bounded_below_by_kl(c):
@@ -161,7 +161,7 @@ def test_effective_sample_size_extremes():
     assert I.effective_sample_size(np.array([0.0, 0.0, 4.0])) == pytest.approx(1.0)
 
 
-@pytest.mark.claim("rem-is-zero-variance", how="property")
+@pytest.mark.claim("err-is-weight-variance", "rem-is-zero-variance", how="property")
 @settings(max_examples=40, deadline=None)
 @given(pq_cases)
 def test_zero_variance_proposal(c):
@@ -186,7 +186,7 @@ def _gaussian_weight_second_moment(sigma):
     return sp.integrate(sp.powsimp(sp.simplify(p**2 / q)), (x, -sp.oo, sp.oo))
 
 
-@pytest.mark.claim("rem-is-gauss-infinite-variance", how="sympy")
+@pytest.mark.claim("err-is-infinite-variance", "rem-is-gauss-infinite-variance", how="sympy")
 def test_gaussian_weights_infinite_variance():
     """p = N(0,1), q = N(0, s^2): E_q[w^2] = s^2/sqrt(2 s^2 - 1) for s^2 > 1/2 and infinite otherwise; KL finite."""
     v, u = sp.symbols("v u", positive=True)
@@ -341,7 +341,7 @@ def test_is_gradient_at_theta_old_matches_autograd(S, A, gamma, seed):
     assert relative_error(I.is_policy_gradient(mdp, theta_old, theta_old), auto) < 1e-9
 
 
-@pytest.mark.claim("thm-is-pg-at-old", how="exact")
+@pytest.mark.claim("err-is-gradient-equality", "err-is-clip-premise", "err-is-offline-reuse", "thm-is-pg-at-old", how="exact")
 @pytest.mark.parametrize("S, A, gamma, seed", [(2, 2, 0.5, 0), (3, 2, 0.9, 1), (4, 3, 0.9, 2), (5, 2, 0.99, 3)])
 def test_gap_is_first_order_in_distance(S, A, gamma, seed):
     """Away from theta_old the gap is c eps + O(eps^2) with c > 0: g_IS != grad J (eps = 1e-4, 1e-3, 0.5)."""
@@ -360,7 +360,7 @@ def test_gap_is_first_order_in_distance(S, A, gamma, seed):
     assert np.linalg.norm(gap) > 1e-4
 
 
-@pytest.mark.claim("eq-is-pg-gap", how="finite difference")
+@pytest.mark.claim("err-is-gradient-equality", "err-is-state-shift", "eq-is-pg-gap", how="finite difference")
 @pytest.mark.parametrize("S, A, gamma, seed", [(2, 2, 0.5, 0), (4, 3, 0.9, 1), (5, 2, 0.99, 2)])
 def test_gap_decomposition(S, A, gamma, seed):
     """state_shift and advantage_shift equal central differences of their defining sums; they add to the gap."""
@@ -389,7 +389,7 @@ def _action_blind(mdp, seed):
     return M.MDP(P, mdp.R, mdp.p0, mdp.gamma)
 
 
-@pytest.mark.claim("prop-is-pg-exact-cases", how="property")
+@pytest.mark.claim("err-is-unbiased", "prop-is-pg-exact-cases", how="property")
 @settings(max_examples=40, deadline=None)
 @given(mdp_cases)
 def test_gap_vanishes_when_actions_do_not_move_the_state(c):
@@ -409,7 +409,7 @@ def test_gap_does_not_vanish_on_a_generic_mdp():
     assert np.linalg.norm(res.gap) > 1e-2
 
 
-@pytest.mark.claim("eq-is-pg-trajectory", how="finite difference")
+@pytest.mark.claim("err-is-unbiased", "eq-is-pg-trajectory", how="finite difference")
 @pytest.mark.parametrize("S, A, H, gamma, seed", [(2, 2, 5, 0.9, 0), (3, 2, 4, 0.8, 1), (2, 3, 4, 0.99, 2)])
 def test_trajectory_ratio_gradient_is_exact(S, A, H, gamma, seed):
     """E_old[rho(tau) R(tau) sum_t score] equals central differences of the exact J_H(theta); per-step ratios do not."""
@@ -435,7 +435,7 @@ _SLIP_CASES = {"fork": lambda: _fork_mdp(0.9), "random-3x2": lambda: M.random_md
                "random-4x3": lambda: M.random_mdp(4, 3, 0.8, 1)}
 
 
-@pytest.mark.claim("rem-is-discount-slip", how="exact")
+@pytest.mark.claim("err-is-discount", "err-pg-no-discount", "rem-is-discount-slip", how="exact")
 @pytest.mark.parametrize("name", sorted(_SLIP_CASES))
 def test_dropping_gamma_t_rescales_each_state(name):
     """At theta_old, state weights without gamma^t rescale state s's block of grad J by w_T(s)/eta(s)."""

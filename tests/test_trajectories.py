@@ -108,3 +108,40 @@ def test_exercise_horizon_bound(S, A, gamma, seed):
         assert err <= bound + 1e-12
         if H == 1:
             assert err > 1e-6 * bound
+
+
+@pytest.mark.claim("err-traj-product-index", how="enumeration")
+def test_notes_product_is_the_law_of_a_longer_sequence():
+    """The notes' prod_{t=0}^{T} pi P(s_{t+1}|.) is the law of (tau, a_T, s_{T+1}); summed out it is p(tau)."""
+    mdp, theta = M.random_mdp(2, 2, 0.9, 0), random_theta(2, 2, 0)
+    pi = policies.probs(theta)
+    T = 2  # the notes' tau = (s_0, a_0, s_1, a_1, s_2)
+    full = M.enumerate_trajectories(mdp, pi, T + 1)  # (s_0, a_0, ..., s_T, a_T)
+    s, a = full.states, full.actions
+    # the notes' literal product, one column per value of the extra s_{T+1}
+    literal = full.prob[:, None] * mdp.P[s[:, T], a[:, T], :]
+    assert abs(literal.sum() - 1.0) < 1e-12  # a distribution over the LONGER sequence
+    # summing out (a_T, s_{T+1}) leaves the law of tau = (s_0, a_0, ..., s_T)
+    law_of_tau: dict = {}
+    for row, mass in zip(np.concatenate([s, a[:, :T]], axis=1), literal.sum(axis=1)):
+        key = tuple(row)
+        law_of_tau[key] = law_of_tau.get(key, 0.0) + mass
+    prefix = M.enumerate_trajectories(mdp, pi, T)  # (s_0, a_0, ..., s_{T-1}, a_{T-1})
+    for row, mass in zip(np.concatenate([s, a[:, :T]], axis=1), literal.sum(axis=1)):
+        pre = np.all(prefix.states == row[:T], axis=1) & np.all(prefix.actions == row[T + 1 :], axis=1)
+        expected = prefix.prob[pre][0] * mdp.P[row[T - 1], row[-1], row[T]]
+        assert abs(law_of_tau[tuple(row)] - expected) < 1e-14
+    # and the literal product for a single tau is strictly smaller than p(tau): it is not p(tau)
+    assert np.all(literal.max(axis=1) < full.prob)
+
+
+@pytest.mark.claim("err-infinite-product", how="enumeration")
+def test_every_single_infinite_trajectory_has_probability_zero():
+    """max_tau p(tau) over horizon-H prefixes decays geometrically: an infinite product is 0 for each tau."""
+    mdp, theta = M.random_mdp(2, 2, 0.9, 1), random_theta(2, 2, 1)
+    pi = policies.probs(theta)
+    largest = [M.enumerate_trajectories(mdp, pi, H).prob.max() for H in range(1, 8)]
+    ratios = np.array(largest[1:]) / np.array(largest[:-1])
+    assert np.all(ratios < 1.0) and largest[-1] < 0.05
+    bound = np.max(pi) * np.max(mdp.P)  # each extra step multiplies by at most max pi * max P
+    assert np.all(ratios <= bound + 1e-12) and bound < 1
