@@ -62,7 +62,7 @@ def test_past_rewards_do_not_correlate_with_later_scores(S, A, H, gamma, seed):
     np.testing.assert_allclose(C.sum(axis=(0, 1)), _grad_JH(mdp, theta, H), atol=1e-9)
 
 
-@pytest.mark.claim("rem-rtg-dependence", how="enumeration")
+@pytest.mark.claim("err-causality-argument", "rem-rtg-dependence", how="enumeration")
 def test_past_rewards_depend_on_later_actions_yet_scores_have_zero_conditional_mean():
     """r_0 and a_1 are dependent (Cov(r_0, 1[a_1=k]) != 0), while E[score_1 | s_0, a_0, s_1] = 0 for every history."""
     mdp = B.payback_mdp(1.0, 0.9)  # r_0 = +-1 decides s_1, and the policy differs between s_1 = 1 and 2
@@ -93,7 +93,7 @@ def test_estimators_have_the_same_mean(S, A, H, gamma, seed):
         np.testing.assert_allclose(B.estimator_moments(mdp, theta, H, est).mean, grad, atol=1e-9)
 
 
-@pytest.mark.claim("eq-rtg-same-mean", how="exact")
+@pytest.mark.claim("err-pg-no-discount", "eq-rtg-same-mean", how="exact")
 @pytest.mark.parametrize("gamma", [0.5, 0.9])
 def test_reward_to_go_without_discount_weights_is_not_the_gradient(gamma):
     """The notes' literal sum_t grad log pi * R_t (no gamma^t) has a mean different from grad J_H when gamma < 1."""
@@ -121,7 +121,7 @@ def test_enumerated_mean_matches_autograd_of_the_exact_return():
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.claim("prop-rtg-variance", how="enumeration")
+@pytest.mark.claim("err-variance-reduction", "prop-rtg-variance", how="enumeration")
 @pytest.mark.parametrize("S,A,H,gamma,seed", CASES)
 def test_variance_difference_decomposition(S, A, H, gamma, seed):
     """Var_full - Var_rtg = E||g_past||^2 + 2 E<g_rtg, g_past> with g_past = g_full - g_rtg, E g_past = 0."""
@@ -136,7 +136,7 @@ def test_variance_difference_decomposition(S, A, H, gamma, seed):
     np.testing.assert_allclose(lhs, rhs, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.claim("prop-rtg-variance", how="exact")
+@pytest.mark.claim("err-variance-reduction", "prop-rtg-variance", how="exact")
 @pytest.mark.parametrize("rho,gamma", [(1.0, 0.9), (1.0, 0.3), (0.5, 0.99), (2.0, 0.5), (-1.0, 0.9)])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_payback_mdp_closed_form(rho, gamma, seed):
@@ -192,7 +192,7 @@ def _brute_state_variance(theta, Q, s, b):
     return float(np.einsum("a,axy->", pi[s], (g - mean) ** 2))
 
 
-@pytest.mark.claim("thm-optimal-baseline", how="exact")
+@pytest.mark.claim("err-optimal-baseline", "thm-optimal-baseline", how="exact")
 @pytest.mark.parametrize("S,A,gamma,seed", [(3, 2, 0.9, 0), (4, 3, 0.5, 1), (5, 4, 0.99, 2), (2, 5, 0.9, 3)])
 def test_optimal_baseline_minimises_the_exact_variance(S, A, gamma, seed):
     """b* from the formula equals the golden-section minimiser of the brute-force variance, state by state."""
@@ -275,7 +275,7 @@ def test_two_actions_optimal_baseline_swaps_the_weights(c):
     )
 
 
-@pytest.mark.claim("eq-optimal-baseline-gap", how="exact")
+@pytest.mark.claim("err-optimal-baseline", "eq-optimal-baseline-gap", how="exact")
 def test_value_is_not_the_optimal_baseline_on_random_mdps():
     """On 20 random MDPs with non-uniform policies, b* differs from V in every case and V leaves more variance."""
     for seed in range(20):
@@ -311,7 +311,7 @@ def test_trajectory_optimal_baseline_is_a_minimum(time_dependent):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.claim("eq-advantage-one-sample", how="enumeration")
+@pytest.mark.claim("err-advantage-definition", "eq-advantage-one-sample", how="enumeration")
 @pytest.mark.parametrize("S,A,H,gamma,seed", CASES)
 def test_return_minus_value_is_a_one_sample_advantage_estimate(S, A, H, gamma, seed):
     """E[G_t - V_t(s_t) | s_t, a_t] = A_t(s_t, a_t) exactly, while its conditional variance is positive."""

@@ -50,7 +50,14 @@ CHECK_JS = """
 () => {
   const maths = Array.from(document.querySelectorAll('.math'));
   const untypeset = maths.filter(m => !m.querySelector('mjx-container')).map(m => m.textContent.slice(0, 80));
-  const errors = Array.from(document.querySelectorAll('mjx-merror')).map(e => e.textContent.slice(0, 80));
+  let errors = Array.from(document.querySelectorAll('mjx-merror')).map(e => e.textContent.slice(0, 80));
+  if (errors.length && window.MathJax && MathJax.startup && MathJax.startup.document) {
+    // name the TeX source of each failing formula, so the message says what to fix
+    const bad = Array.from(MathJax.startup.document.math)
+      .filter(m => m.root && m.root.toString().includes('merror'))
+      .map(m => String(m.math).slice(0, 120));
+    errors = errors.map((e, i) => bad[i] ? `${e} in: ${bad[i]}` : e);
+  }
   const images = Array.from(document.images);
   const broken = images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src);
   const links = Array.from(document.querySelectorAll('a[href]')).map(a => a.href);
