@@ -181,15 +181,19 @@ def render(claims: dict[str, Claim], by_label: dict[str, list[dict]]) -> str:
     for claim in claims.values():
         by_doc[claim.doc].append(claim)
     for doc, items in by_doc.items():
-        lines += [f"## {{doc}}`/{doc}`", "", "| Claim | Kind | Checked by | How |", "|---|---|---|---|"]
+        lines += [f"## {{doc}}`/{doc}`", ""]
         for c in items:
             ref = f"{{eq}}`{c.label}`" if c.kind == "equation" else f"{{prf:ref}}`{c.label}`"
-            tests = "<br>".join(
-                f"`{r['nodeid']}`" + (f" — {r['doc']}" if r["doc"] else "") for r in by_label[c.label]
-            )
             hows = ", ".join(sorted({r["how"] for r in by_label[c.label]}))
-            lines.append(f"| {ref} `{c.label}` | {c.kind} | {tests.replace('|', '¦')} | {hows} |")
-        lines.append("")
+            # a target per claim, so that other pages can link to its ledger entry
+            lines += [f"(ledger-{c.label})=", f"**{ref}** `{c.label}` ({c.kind}) — checked by *{hows}*:", ""]
+            grouped: dict[str, list[dict]] = {}
+            for r in by_label[c.label]:  # one line per test function, however many parameter cases
+                grouped.setdefault(r["nodeid"].split("[")[0], []).append(r)
+            for base, rs in grouped.items():
+                cases = f" ({len(rs)} cases)" if len(rs) > 1 else ""
+                lines.append(f"- `{base}`{cases}" + (f" — {rs[0]['doc']}" if rs[0]["doc"] else ""))
+            lines.append("")
     return "\n".join(lines)
 
 
