@@ -1,0 +1,493 @@
+"""PPO's clipped surrogate: what the clipping does, and what it does not do.
+
+Chapter 7 (:doc:`/book/ch07_clipping`). For a sample with probability ratio
+``r = pi_theta(a|s) / pi_old(a|s)`` and advantage ``A``, the clipped objective of
+Schulman et al. (2017) is, elementwise (:func:`clip_objective`),
+
+    l^CLIP(r, A) = min(r A, clip(r, 1 - eps, 1 + eps) A)
+
+and ``L^CLIP`` is its expectation. Equations implemented:
+
+* ``eq-clip-cases`` — the completed case analysis: ``l^CLIP = (1 + eps) A`` if ``A > 0`` and
+  ``r > 1 + eps``; ``(1 - eps) A`` if ``A < 0`` and ``r < 1 - eps``; ``r A`` otherwise;
+* ``eq-clip-lower`` — ``l^CLIP(r, A) <= r A`` (a pessimistic bound on the CPI term);
+* ``eq-clip-dr`` — ``d l^CLIP / d r = A`` where unclipped, ``0`` where clipped
+  (:func:`clip_objective_ratio_grad`);
+* ``thm-clip-first-step`` — at ``theta = theta_old`` every ratio is 1, so
+  ``grad L^CLIP = grad L^CPI = grad J`` (:func:`expected_clip_objective`, exact expectation);
+* ``eq-clip-klpen`` — the KL-penalty variant ``r A - beta KL(pi_old(.|s) || pi_theta(.|s))``
+  (:func:`kl_penalty_objective`, :func:`expected_kl_penalty_objective`, and the adaptive
+  coefficient rule of the PPO paper, :func:`adapt_kl_coefficient`).
+
+* ``prop-clip-ratio-escape`` — the per-state maximum of the clipped objective
+  (:func:`state_clip_maxima`) is reached only with ratios at or beyond ``1 +- eps``, strictly outside
+  the interval whenever the positive-advantage actions of a state have old probability ``!= 1/2``;
+* ``prop-clip-tabular-safe`` — ``f_s(theta) >= 0`` in every state implies ``J(theta) >= J(theta_old)``
+  (:func:`state_clip_objectives`).
+
+What clipping does *not* do is shown with :class:`LinearSoftmaxPolicy` (parameters shared across
+states) and :func:`run_clip_epochs` (``K`` epochs of minibatch updates on a fixed batch, reporting the
+range of the ratios after each epoch, :func:`ratio_range`).
+
+Exact expectations weight states by the unnormalised discounted visitation ``eta_old`` of
+``pi_old`` (as :func:`pgbook.surrogate.cpi_objective` does), so that ``L^CLIP(theta_old) = 0`` and
+its gradient there is ``grad J(theta_old)``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import mdp as _mdp
+from . import policies
+from ._validate import as_float_array, check_positive_int, check_shape
+
+__all__ = [
+    "clip_objective",
+    "clip_objective_ratio_grad",
+    "kl_penalty_objective",
+    "adapt_kl_coefficient",
+    "RatioRange",
+    "ratio_range",
+    "LinearSoftmaxPolicy",
+    "expected_clip_objective",
+    "expected_kl_penalty_objective",
+    "state_clip_objectives",
+    "state_clip_maxima",
+    "ClipBatch",
+    "make_batch",
+    "EpochReport",
+    "run_clip_epochs",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Elementwise objectives (numpy or torch in, the same type out)
+# --------------------------------------------------------------------------------------------
+
+
+def _check_eps(eps) -> float:
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (0.0 < float(eps) < 1.0):
+        raise ValueError(f"eps must be a number in (0, 1), got {eps!r}")
+    return float(eps)
+
+
+def _check_pair(x, y, xname: str, yname: str):
+    """Both torch tensors or both array-likes (numpy); same shape; finite. Returns (x, y, is_torch)."""
+    x_t, y_t = isinstance(x, torch.Tensor), isinstance(y, torch.Tensor)
+    if x_t != y_t:
+        raise ValueError(
+            f"{xname} and {yname} must both be torch tensors or both numpy arrays, "
+            f"got {type(x).__name__} and {type(y).__name__}"
+        )
+    if x_t:
+        if not (x.is_floating_point() and y.is_floating_point()):
+            raise ValueError(f"{xname} and {yname} must be floating-point tensors")
+        if x.shape != y.shape:
+            raise ValueError(f"{yname} must have the shape of {xname} {tuple(x.shape)}, got {tuple(y.shape)}")
+        if not torch.isfinite(x).all():
+            raise ValueError(f"{xname} contains NaN or infinite values")
+        if not torch.isfinite(y).all():
+            raise ValueError(f"{yname} contains NaN or infinite values")
+        return x, y, True
+    x = as_float_array(x, xname)
+    y = as_float_array(y, yname)
+    check_shape(y, x.shape, yname)
+    return x, y, False
+
+
+def _check_ratio_sign(ratio, is_torch: bool) -> None:
+    neg = bool((ratio < 0).any()) if is_torch else bool(np.any(ratio < 0))
+    if neg:
+        raise ValueError("ratio must be non-negative (it is a ratio of probabilities)")
+
+
+def clip_objective(ratio, advantages, eps: float):
+    """Per-sample ``min(r A, clip(r, 1 - eps, 1 + eps) A)`` (eq. ``eq-clip-cases``).
+
+    ``ratio`` and ``advantages`` have the same shape and are both numpy arrays (returns a numpy
+    array) or both torch tensors (returns a tensor, differentiable in ``ratio``). ``L^CLIP`` is the
+    mean of the result over samples; PPO *maximises* it (its loss is ``-mean``).
+    """
+    eps = _check_eps(eps)
+    ratio, advantages, is_torch = _check_pair(ratio, advantages, "ratio", "advantages")
+    _check_ratio_sign(ratio, is_torch)
+    if is_torch:
+        return torch.minimum(ratio * advantages, torch.clamp(ratio, 1.0 - eps, 1.0 + eps) * advantages)
+    return np.minimum(ratio * advantages, np.clip(ratio, 1.0 - eps, 1.0 + eps) * advantages)
+
+
+def clip_objective_ratio_grad(ratio, advantages, eps: float):
+    """``d/dr min(r A, clip(r) A)``: ``A`` where the sample is unclipped, ``0`` where clipped (eq. ``eq-clip-dr``).
+
+    Clipped means ``A > 0, r > 1 + eps`` or ``A < 0, r < 1 - eps``; at the kinks (``r = 1 +- eps``)
+    this returns the one-sided value from inside the interval. Numpy or torch, like
+    :func:`clip_objective`.
+    """
+    eps = _check_eps(eps)
+    ratio, advantages, is_torch = _check_pair(ratio, advantages, "ratio", "advantages")
+    _check_ratio_sign(ratio, is_torch)
+    clipped = ((advantages > 0) & (ratio > 1.0 + eps)) | ((advantages < 0) & (ratio < 1.0 - eps))
+    if is_torch:
+        return torch.where(clipped, torch.zeros_like(advantages), advantages)
+    return np.where(clipped, 0.0, advantages)
+
+
+def kl_penalty_objective(ratio, advantages, kl, beta: float):
+    """Per-sample ``r A - beta KL`` (eq. ``eq-clip-klpen``), the KL-penalty variant of the PPO paper.
+
+    ``kl[i] = KL(pi_old(.|s_i) || pi_theta(.|s_i))`` (non-negative). Numpy or torch, like
+    :func:`clip_objective`.
+    """
+    if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not (float(beta) >= 0 and np.isfinite(beta)):
+        raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
+    ratio, advantages, is_torch = _check_pair(ratio, advantages, "ratio", "advantages")
+    _check_ratio_sign(ratio, is_torch)
+    _, kl, _ = _check_pair(ratio, kl, "ratio", "kl")
+    neg = bool((kl < -1e-12).any()) if is_torch else bool(np.any(kl < -1e-12))
+    if neg:
+        raise ValueError("kl must be non-negative")
+    return ratio * advantages - float(beta) * kl
+
+
+def adapt_kl_coefficient(beta: float, kl: float, kl_target: float) -> float:
+    """The PPO paper's adaptive rule: halve ``beta`` if ``kl < kl_target / 1.5``, double it if ``kl > 1.5 kl_target``."""
+    for name, value in (("beta", beta), ("kl", kl), ("kl_target", kl_target)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    if kl_target == 0:
+        raise ValueError("kl_target must be positive")
+    if kl < kl_target / 1.5:
+        return beta / 2.0
+    if kl > kl_target * 1.5:
+        return beta * 2.0
+    return float(beta)
+
+
+@dataclass(frozen=True)
+class RatioRange:
+    """Summary of a batch of ratios against the interval ``[1 - eps, 1 + eps]``."""
+
+    min: float
+    max: float
+    frac_outside: float
+
+
+def ratio_range(ratio, eps: float) -> RatioRange:
+    """Minimum, maximum and the fraction of ratios outside ``[1 - eps, 1 + eps]``."""
+    eps = _check_eps(eps)
+    r = ratio.detach().cpu().numpy() if isinstance(ratio, torch.Tensor) else ratio
+    r = as_float_array(r, "ratio")
+    if r.size == 0:
+        raise ValueError("ratio must not be empty")
+    outside = (r < 1.0 - eps) | (r > 1.0 + eps)
+    return RatioRange(float(r.min()), float(r.max()), float(outside.mean()))
+
+
+# --------------------------------------------------------------------------------------------
+# A policy with parameters shared across states
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LinearSoftmaxPolicy:
+    """``pi_w(a|s) = softmax(phi(s)^T w)[a]`` with state features ``phi``, shape ``(S, d)``; ``w`` is ``(d, A)``.
+
+    Every state's action probabilities depend on the same ``w``: changing ``w`` to help one state
+    changes the others. Its logit table ``features @ w`` is an ``(S, A)`` table, so every function
+    of :mod:`pgbook.surrogate`, :mod:`pgbook.gradients` and this module that takes ``theta`` takes
+    ``policy.logits(w)``. With ``features = I`` it is the tabular softmax.
+    """
+
+    features: np.ndarray
+    n_actions: int
+
+    def __post_init__(self):
+        phi = as_float_array(self.features, "features", ndim=2)
+        if phi.shape[0] == 0 or phi.shape[1] == 0:
+            raise ValueError(f"features must have shape (S, d) with S, d >= 1, got {phi.shape}")
+        phi.setflags(write=False)
+        object.__setattr__(self, "features", phi)
+        object.__setattr__(self, "n_actions", check_positive_int(self.n_actions, "n_actions"))
+
+    @property
+    def n_states(self) -> int:
+        return self.features.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.features.shape[1]
+
+    def _check_w(self, w):
+        shape = (self.n_features, self.n_actions)
+        if isinstance(w, torch.Tensor):
+            if tuple(w.shape) != shape:
+                raise ValueError(f"w must have shape {shape}, got {tuple(w.shape)}")
+            if not torch.isfinite(w).all():
+                raise ValueError("w contains NaN or infinite values")
+            return w
+        w = as_float_array(w, "w", ndim=2)
+        check_shape(w, shape, "w")
+        return w
+
+    def logits(self, w):
+        """The ``(S, A)`` logit table ``features @ w`` (numpy or torch, like ``w``)."""
+        w = self._check_w(w)
+        if isinstance(w, torch.Tensor):
+            return torch.tensor(np.array(self.features), dtype=w.dtype) @ w
+        return self.features @ w
+
+    def param_gradient(self, grad_theta) -> np.ndarray:
+        """Chain rule from the logit table to ``w``: ``features^T grad_theta``, shape ``(d, A)``.
+
+        Turns any gradient with respect to the ``(S, A)`` logit table (e.g.
+        :func:`pgbook.gradients.policy_gradient`) into the gradient with respect to ``w``.
+        """
+        g = as_float_array(grad_theta, "grad_theta", ndim=2)
+        check_shape(g, (self.n_states, self.n_actions), "grad_theta")
+        return self.features.T @ g
+
+    def probs(self, w) -> np.ndarray:
+        """``pi_w(a|s)`` as an ``(S, A)`` numpy table."""
+        w = self._check_w(w)
+        if isinstance(w, torch.Tensor):
+            w = w.detach().cpu().numpy()
+        return policies.probs(self.features @ w)
+
+
+# --------------------------------------------------------------------------------------------
+# Exact expectations on a tabular MDP (torch-differentiable)
+# --------------------------------------------------------------------------------------------
+
+
+def _old_quantities(mdp: _mdp.MDP, theta_old, dtype):
+    if not isinstance(mdp, _mdp.MDP):
+        raise ValueError(f"mdp must be a pgbook.mdp.MDP, got {type(mdp).__name__}")
+    theta_old = policies.check_theta(theta_old, "theta_old")
+    check_shape(theta_old, (mdp.n_states, mdp.n_actions), "theta_old")
+    pi_old = policies.probs(theta_old)
+    eta = _mdp.discounted_visits(mdp, pi_old)
+    A = _mdp.advantage_values(mdp, pi_old)
+    return (torch.tensor(x, dtype=dtype) for x in (theta_old, pi_old, eta, A))
+
+
+def _as_logits(mdp: _mdp.MDP, theta):
+    if not isinstance(mdp, _mdp.MDP):
+        raise ValueError(f"mdp must be a pgbook.mdp.MDP, got {type(mdp).__name__}")
+    if isinstance(theta, torch.Tensor):
+        if tuple(theta.shape) != (mdp.n_states, mdp.n_actions):
+            raise ValueError(f"theta must have shape {(mdp.n_states, mdp.n_actions)}, got {tuple(theta.shape)}")
+        if not torch.isfinite(theta).all():
+            raise ValueError("theta contains NaN or infinite values")
+        return theta, True
+    theta = policies.check_theta(theta)
+    check_shape(theta, (mdp.n_states, mdp.n_actions), "theta")
+    return torch.tensor(theta, dtype=torch.float64), False
+
+
+def expected_clip_objective(mdp: _mdp.MDP, theta, theta_old, eps: float):
+    """Exact ``L^CLIP(theta) = sum_s eta_old(s) sum_a pi_old(a|s) min(r A_old, clip(r) A_old)``.
+
+    ``theta``, ``theta_old``: ``(S, A)`` logit tables. A torch ``theta`` gives a differentiable
+    tensor (thm. ``thm-clip-first-step``: its gradient at ``theta_old`` is ``grad J``); a numpy
+    ``theta`` gives a float. Same scale as :func:`pgbook.surrogate.cpi_objective`, and never above it.
+    """
+    eps = _check_eps(eps)
+    logits, is_torch = _as_logits(mdp, theta)
+    _, pi_old, eta, A = _old_quantities(mdp, theta_old, logits.dtype)
+    ratio = torch.softmax(logits, dim=1) / pi_old
+    value = (eta[:, None] * pi_old * clip_objective(ratio, A, eps)).sum()
+    return value if is_torch else float(value)
+
+
+def state_clip_objectives(mdp: _mdp.MDP, theta, theta_old, eps: float) -> np.ndarray:
+    """Per-state ``f_s(theta) = sum_a pi_old(a|s) min(r A_old, clip(r) A_old)``; shape ``(S,)``.
+
+    ``L^CLIP = sum_s eta_old(s) f_s`` (:func:`expected_clip_objective`). By eq. ``eq-clip-lower`` and
+    the performance difference lemma, ``f_s(theta) >= 0`` in every state implies
+    ``J(theta) >= J(theta_old)`` (prop. ``prop-clip-tabular-safe``).
+    """
+    eps = _check_eps(eps)
+    logits, _ = _as_logits(mdp, theta)
+    _, pi_old, _, A = _old_quantities(mdp, theta_old, logits.dtype)
+    ratio = torch.softmax(logits, dim=1) / pi_old
+    return (pi_old * clip_objective(ratio, A, eps)).sum(dim=1).detach().numpy()
+
+
+def state_clip_maxima(mdp: _mdp.MDP, theta_old, eps: float) -> np.ndarray:
+    """``sup_theta f_s(theta) = eps sum_a pi_old(a|s) |A_old(s, a)|`` per state; shape ``(S,)``.
+
+    Each term of ``f_s`` is at most ``(1 + eps) A`` for ``A > 0`` and ``(1 - eps) A`` for ``A < 0``
+    (eq. ``eq-clip-cases``); since ``sum_a pi_old A_old = 0`` the sum of these caps is
+    ``eps sum_a pi_old |A_old|``. It is reached only with every positive-advantage ratio
+    ``>= 1 + eps`` and every negative-advantage ratio ``<= 1 - eps`` (prop. ``prop-clip-ratio-escape``).
+    """
+    eps = _check_eps(eps)
+    if not isinstance(mdp, _mdp.MDP):
+        raise ValueError(f"mdp must be a pgbook.mdp.MDP, got {type(mdp).__name__}")
+    theta_old = policies.check_theta(theta_old, "theta_old")
+    check_shape(theta_old, (mdp.n_states, mdp.n_actions), "theta_old")
+    pi_old = policies.probs(theta_old)
+    return eps * (pi_old * np.abs(_mdp.advantage_values(mdp, pi_old))).sum(axis=1)
+
+
+def expected_kl_penalty_objective(mdp: _mdp.MDP, theta, theta_old, beta: float):
+    """Exact ``sum_s eta_old(s) [ sum_a pi_theta(a|s) A_old(s, a) - beta KL(pi_old(.|s) || pi_theta(.|s)) ]``.
+
+    The expectation of :func:`kl_penalty_objective` with the scale of ``L^CPI`` (so
+    ``= L^CPI - beta/(1-gamma) E_{s~d_old}[KL]``). Torch (differentiable) or numpy, like
+    :func:`expected_clip_objective`. The KL is ``torch.distributions.kl_divergence`` of the two
+    categorical distributions.
+    """
+    if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not (float(beta) >= 0 and np.isfinite(beta)):
+        raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
+    logits, is_torch = _as_logits(mdp, theta)
+    theta_old_t, pi_old, eta, A = _old_quantities(mdp, theta_old, logits.dtype)
+    kl = torch.distributions.kl_divergence(
+        torch.distributions.Categorical(logits=theta_old_t), torch.distributions.Categorical(logits=logits)
+    )
+    value = (eta * ((torch.softmax(logits, dim=1) * A).sum(dim=1) - float(beta) * kl)).sum()
+    return value if is_torch else float(value)
+
+
+# --------------------------------------------------------------------------------------------
+# K epochs of minibatch updates on one fixed batch (what PPO does between data collections)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClipBatch:
+    """A fixed batch of samples collected with ``pi_old``: integer ``states``, ``actions``,
+    float64 ``advantages`` and ``old_log_probs = log pi_old(a|s)``, all torch tensors of shape ``(N,)``."""
+
+    states: torch.Tensor
+    actions: torch.Tensor
+    advantages: torch.Tensor
+    old_log_probs: torch.Tensor
+
+    def __post_init__(self):
+        n = self.states.shape[0] if isinstance(self.states, torch.Tensor) else None
+        for name in ("states", "actions", "advantages", "old_log_probs"):
+            v = getattr(self, name)
+            if not isinstance(v, torch.Tensor) or v.ndim != 1 or v.shape[0] != n or n == 0:
+                raise ValueError(f"{name} must be a non-empty 1-D torch tensor of the batch length")
+        if self.states.is_floating_point() or self.actions.is_floating_point():
+            raise ValueError("states and actions must be integer tensors")
+        for name in ("advantages", "old_log_probs"):
+            if not torch.isfinite(getattr(self, name)).all():
+                raise ValueError(f"{name} contains NaN or infinite values")
+
+    def __len__(self) -> int:
+        return int(self.states.shape[0])
+
+
+def make_batch(mdp: _mdp.MDP, theta_old, n_episodes: int, horizon: int, seed: int, advantages=None) -> ClipBatch:
+    """Sample ``n_episodes`` episodes of length ``horizon`` with ``pi_old = softmax(theta_old)``.
+
+    Each visited ``(s_t, a_t)`` becomes a sample. ``advantages`` is an ``(S, A)`` table to look the
+    advantages up in (default: the exact ``A^{pi_old}``), so that the only randomness is which
+    ``(s, a)`` were visited.
+    """
+    if not isinstance(mdp, _mdp.MDP):
+        raise ValueError(f"mdp must be a pgbook.mdp.MDP, got {type(mdp).__name__}")
+    theta_old = policies.check_theta(theta_old, "theta_old")
+    check_shape(theta_old, (mdp.n_states, mdp.n_actions), "theta_old")
+    pi_old = policies.probs(theta_old)
+    if advantages is None:
+        advantages = _mdp.advantage_values(mdp, pi_old)
+    advantages = as_float_array(advantages, "advantages", ndim=2)
+    check_shape(advantages, (mdp.n_states, mdp.n_actions), "advantages")
+    states, actions, _ = _mdp.sample_trajectories(mdp, pi_old, n_episodes, horizon, seed)
+    s, a = states.ravel(), actions.ravel()
+    return ClipBatch(
+        states=torch.as_tensor(s),
+        actions=torch.as_tensor(a),
+        advantages=torch.as_tensor(advantages[s, a], dtype=torch.float64),
+        old_log_probs=torch.as_tensor(policies.log_probs(theta_old)[s, a], dtype=torch.float64),
+    )
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """State after one epoch: the ratios over the whole batch and the batch objective."""
+
+    epoch: int
+    ratio: RatioRange
+    objective: float
+
+
+def run_clip_epochs(
+    logits_fn: Callable[[torch.Tensor], torch.Tensor],
+    params,
+    batch: ClipBatch,
+    eps: float,
+    epochs: int,
+    minibatch_size: int,
+    lr: float,
+    seed: int,
+    objective: str = "clip",
+    beta: float = 0.0,
+) -> tuple[np.ndarray, list[EpochReport]]:
+    """``epochs`` passes of shuffled minibatch Adam ascent on the batch objective; returns ``(params, reports)``.
+
+    ``logits_fn(params)`` maps the parameter tensor to the ``(S, A)`` logit table (identity for the
+    tabular softmax, :meth:`LinearSoftmaxPolicy.logits` for shared parameters). ``objective``:
+    ``"clip"`` (mean of :func:`clip_objective`), ``"cpi"`` (mean ``r A``) or ``"kl"`` (mean of
+    :func:`kl_penalty_objective` with coefficient ``beta``). After each epoch the ratios of the whole
+    batch are summarised with :func:`ratio_range` — the quantity that, contrary to a common claim,
+    is not kept inside ``[1 - eps, 1 + eps]``.
+    """
+    eps = _check_eps(eps)
+    K = check_positive_int(epochs, "epochs")
+    B = check_positive_int(minibatch_size, "minibatch_size")
+    if not isinstance(batch, ClipBatch):
+        raise ValueError(f"batch must be a ClipBatch, got {type(batch).__name__}")
+    if not (isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    if objective not in ("clip", "cpi", "kl"):
+        raise ValueError(f"objective must be 'clip', 'cpi' or 'kl', got {objective!r}")
+    if not (isinstance(beta, (int, float)) and np.isfinite(beta) and beta >= 0):
+        raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
+    w = torch.tensor(as_float_array(params, "params"), dtype=torch.float64, requires_grad=True)
+    with torch.no_grad():
+        logits_old = logits_fn(w).detach().clone()
+    old_dist_all = torch.distributions.Categorical(logits=logits_old)
+
+    def batch_objective(idx):
+        logits = logits_fn(w)
+        s, a = batch.states[idx], batch.actions[idx]
+        logp = torch.log_softmax(logits, dim=1)[s, a]
+        ratio = torch.exp(logp - batch.old_log_probs[idx])
+        adv = batch.advantages[idx]
+        if objective == "clip":
+            return clip_objective(ratio, adv, eps).mean(), ratio
+        if objective == "cpi":
+            return (ratio * adv).mean(), ratio
+        kl_s = torch.distributions.kl_divergence(
+            torch.distributions.Categorical(logits=old_dist_all.logits[s]),
+            torch.distributions.Categorical(logits=logits[s]),
+        )
+        return kl_penalty_objective(ratio, adv, kl_s, beta).mean(), ratio
+
+    gen = torch.Generator().manual_seed(int(seed))
+    opt = torch.optim.Adam([w], lr=float(lr))
+    n = len(batch)
+    everything = torch.arange(n)
+    reports = []
+    for k in range(K):
+        perm = torch.randperm(n, generator=gen)
+        for start in range(0, n, B):
+            idx = perm[start : start + B]
+            opt.zero_grad()
+            value, _ = batch_objective(idx)
+            (-value).backward()  # ascent on the objective = descent on its negative
+            opt.step()
+        with torch.no_grad():
+            value, ratio = batch_objective(everything)
+        reports.append(EpochReport(k + 1, ratio_range(ratio, eps), float(value)))
+    return w.detach().numpy().copy(), reports
