@@ -26,6 +26,17 @@ HOW = {
 }
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Small tensors are slower with several threads (and results less reproducible)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def pytest_addoption(parser):
     parser.addoption("--claims-json", default=None, help="write the claim markers of collected tests to this file")
 

@@ -81,7 +81,7 @@ def test_clip_objective_equals_case_analysis_on_a_grid():
     A=st.floats(-100, 100, allow_nan=False),
     eps=st.floats(0.01, 0.99),
 )
-@pytest.mark.claim("eq-clip-cases", how="property")
+@pytest.mark.claim("err-clip-cases-incomplete", "eq-clip-cases", how="property")
 @pytest.mark.claim("eq-clip-lower", how="property")
 def test_clip_objective_cases_and_pessimism(r, A, eps):
     """For any r >= 0, A, eps: l^CLIP follows the cases and l^CLIP <= rA (equality unless clipped)."""
@@ -93,7 +93,7 @@ def test_clip_objective_cases_and_pessimism(r, A, eps):
         assert got == pytest.approx(r * A, rel=1e-12, abs=1e-300)
 
 
-@pytest.mark.claim("eq-clip-lower", how="exact")
+@pytest.mark.claim("err-clip-cases-incomplete", "eq-clip-lower", how="exact")
 def test_expected_clip_below_cpi():
     """L^CLIP(theta) <= L^CPI(theta) exactly; equal at theta_old (both 0); strictly below iff some (s, a) is clipped."""
     for nS, nA, gamma, seed in CASES:
@@ -182,7 +182,7 @@ def test_first_minibatch_gradient_is_the_policy_gradient_estimate():
 # ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.claim("prop-clip-ratio-escape", how="reproduction")
+@pytest.mark.claim("err-clip-trust-region", "prop-clip-ratio-escape", how="reproduction")
 def test_ratios_leave_the_interval_after_several_epochs():
     """10 epochs of minibatch Adam on L^CLIP over a fixed batch: ratios start inside [1-eps, 1+eps] and end outside."""
     mdp, theta_old = make_case(4, 3, 0.9, 4)
@@ -225,7 +225,7 @@ def test_clip_maximum_and_where_it_is_attained(n, eps, seed):
         assert r.max() > 1 + eps or r.min() < 1 - eps
 
 
-@pytest.mark.claim("prop-clip-ratio-escape", how="exact")
+@pytest.mark.claim("err-clip-trust-region", "prop-clip-ratio-escape", how="exact")
 def test_exact_clip_ascent_converges_outside_the_interval():
     """Exact ascent on the exact L^CLIP reaches the per-state maximum, with mean ratios beyond the bounds of the proposition."""
     mdp, _ = make_case(4, 3, 0.9, 4)
@@ -252,7 +252,7 @@ def test_exact_clip_ascent_converges_outside_the_interval():
         assert ratio[s].max() > 1 + EPS + 0.05 or ratio[s].min() < 1 - EPS - 0.05
 
 
-@pytest.mark.claim("prop-clip-no-monotonic", how="exact")
+@pytest.mark.claim("err-clip-monotonic", "prop-clip-no-monotonic", how="exact")
 def test_clip_increase_with_J_decrease_on_the_trap_chain():
     """Shared parameters, exact expectations: the maximiser of L^CLIP has L^CLIP > 0 yet J < J(theta_old)."""
     J_old = expected_return_of_theta(CHAIN, THETA_OLD_CHAIN)
@@ -268,7 +268,7 @@ def test_clip_increase_with_J_decrease_on_the_trap_chain():
     assert f[0] > 0 and f[-1] < 0
 
 
-@pytest.mark.claim("prop-clip-no-monotonic", how="reproduction")
+@pytest.mark.claim("err-clip-monotonic", "prop-clip-no-monotonic", how="reproduction")
 def test_ppo_epochs_on_sampled_batches_decrease_J():
     """PPO's K-epoch minibatch loop on sampled batches (3 seeds) raises the exact L^CLIP and lowers the exact J."""
     J_old = expected_return_of_theta(CHAIN, THETA_OLD_CHAIN)
@@ -321,7 +321,7 @@ def test_tabular_clip_ascent_improves_the_trap_chain():
     assert J_prev > expected_return_of_theta(CHAIN, THETA_OLD_CHAIN) + 1.0
 
 
-@pytest.mark.claim("prop-clip-good-actions", how="autograd")
+@pytest.mark.claim("err-clip-good-actions", "prop-clip-good-actions", how="autograd")
 def test_a_good_action_can_lose_probability():
     """With three actions, the first (policy-gradient) step lowers the probability of an action with A > 0."""
     pi_old = np.array([[0.8, 0.1, 0.1]])
@@ -369,7 +369,7 @@ def test_kl_penalty_variant():
     assert C.adapt_kl_coefficient(1.0, 0.01, 0.01) == 1.0
 
 
-@pytest.mark.claim("prop-clip-compare", how="exact")
+@pytest.mark.claim("err-trpo-constraint", "prop-clip-compare", how="exact")
 def test_penalties_and_constraints_on_the_trap_chain():
     """Same example: the Theorem-1 step improves J (guaranteed) but is tiny; TRPO's delta = 0.01 and beta = 1 still lower J."""
     J_old = expected_return_of_theta(CHAIN, THETA_OLD_CHAIN)
@@ -406,7 +406,7 @@ def notes_total_loss(ratios, batch_advantages, values, batch_returns, entropy, c
     return total_loss
 
 
-@pytest.mark.claim("eq-clip-total", how="reproduction")
+@pytest.mark.claim("err-critic-coefficient", "eq-clip-total", how="reproduction")
 def test_notes_code_is_minus_L_total_with_c1_one_quarter():
     """The notes' total_loss = -(L^CLIP - c1 L^VF + c2 S) with c1 = 0.25 (not 0.5) and c2 = 0.01."""
     g = torch.Generator().manual_seed(0)
@@ -422,7 +422,7 @@ def test_notes_code_is_minus_L_total_with_c1_one_quarter():
     assert float(got) != pytest.approx(float(-(L_clip - 0.5 * L_vf + 0.01 * S_mean)), rel=1e-3)
 
 
-@pytest.mark.claim("eq-clip-total", how="exact")
+@pytest.mark.claim("err-entropy-minimised", "err-total-loss-sign", "eq-clip-total", how="exact")
 def test_pseudo_code_sign_flip_descends_J():
     """Gradient descent on the pseudo-code's L^CLIP + c2 S lowers J and the entropy bonus; on -(L^CLIP + c2 S) it raises both."""
     mdp, theta_old = make_case(4, 3, 0.9, 4)

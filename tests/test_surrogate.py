@@ -55,7 +55,7 @@ def fd_grad_J(mdp, theta):
 # ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.claim("thm-cpi-gradient-match", "rem-cpi-not-approximation", how="finite difference")
+@pytest.mark.claim("err-cpi-approximation", "thm-cpi-gradient-match", "rem-cpi-not-approximation", how="finite difference")
 def test_cpi_gradient_equals_finite_difference_of_J_at_theta_old():
     """grad L^CPI(theta_old) = central differences of the exact J at theta_old, 24 random cases, <= 1e-7 relative."""
     assert len(CASES) >= 20
@@ -68,7 +68,7 @@ def test_cpi_gradient_equals_finite_difference_of_J_at_theta_old():
     assert worst > 0.0  # the two computations are genuinely independent (not the same numbers)
 
 
-@pytest.mark.claim("thm-cpi-gradient-match", "rem-cpi-not-approximation", how="finite difference")
+@pytest.mark.claim("err-cpi-approximation", "thm-cpi-gradient-match", "rem-cpi-not-approximation", how="finite difference")
 def test_wrong_surrogates_fail_the_same_check():
     """Without 1/(1-gamma), with uniform or with undiscounted state weights, the surrogate's gradient is not grad J."""
     for nS, nA, gamma, seed in CASES:
@@ -106,7 +106,7 @@ def test_cpi_gradient_formula_at_any_theta():
         assert rel_err(g, t.grad.numpy()) < 1e-10
 
 
-@pytest.mark.claim("prop-cpi-taylor", how="finite difference")
+@pytest.mark.claim("err-cpi-taylor", "err-cpi-reuse", "prop-cpi-taylor", how="finite difference")
 def test_gradients_differ_away_from_theta_old():
     """Away from theta_old, grad L^CPI != grad J; the gap grows linearly with the distance (first-order agreement only)."""
     for nS, nA, gamma, seed in CASES:
@@ -176,7 +176,7 @@ def test_cpi_is_the_first_order_term_in_the_policy_table():
         assert fd == pytest.approx(L, rel=1e-6, abs=1e-8 / (1 - gamma))
 
 
-@pytest.mark.claim("prop-cpi-taylor", how="autograd")
+@pytest.mark.claim("err-cpi-taylor", "prop-cpi-taylor", how="autograd")
 def test_cpi_is_not_the_taylor_expansion_in_theta():
     """L^CPI is not linear in theta, and its Hessian at theta_old differs from that of J (torch double backward)."""
     for nS, nA, gamma, seed in CASES[3::2]:
