@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -398,3 +400,44 @@ def test_bad_inputs_raise():
         B.payback_mdp(float("nan"), 0.9)
     with pytest.raises(ValueError, match="gamma"):
         B.payback_mdp(1.0, 1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercises
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "pi, Q",
+    [
+        ((Fraction(1, 2), Fraction(1, 4), Fraction(1, 4)), (0, 4, 8)),  # the worked example
+        ((Fraction(1, 8), Fraction(3, 8), Fraction(1, 2)), (-2, 5, 1)),
+        ((Fraction(3, 5), Fraction(1, 5), Fraction(1, 5)), (7, -1, 3)),
+    ],
+)
+def test_exercise_three_action_baseline(pi, Q):
+    """Exercise ex-ch04-three-actions: b* and Var_s at 0, V, b* from exact rational arithmetic, no w-formula."""
+    A = len(pi)
+    Q = [Fraction(x) for x in Q]
+    scores = [[int(a == j) - pi[j] for j in range(A)] for a in range(A)]  # rows of eq-softmax-score
+
+    def var(b):  # tr Cov of score_a (Q_a - b), a ~ pi, by its definition
+        vecs = [[x * (Q[a] - b) for x in scores[a]] for a in range(A)]
+        mean = [sum(pi[a] * vecs[a][j] for a in range(A)) for j in range(A)]
+        return sum(pi[a] * sum(x * x for x in vecs[a]) for a in range(A)) - sum(m * m for m in mean)
+
+    # Var(b) is a quadratic alpha b^2 + beta b + gamma: three exact values determine it and its minimiser.
+    v0, v1, v2 = var(0), var(1), var(2)
+    alpha, beta = (v2 - 2 * v1 + v0) / 2, (4 * v1 - v2 - 3 * v0) / 2
+    b_star = -beta / (2 * alpha)
+    V = sum(p * q for p, q in zip(pi, Q))
+    one_state = M.random_mdp(1, A, 0.9, seed=0)
+    theta = np.log(np.array([[float(p) for p in pi]]))
+    Q_arr = np.array([[float(q) for q in Q]])
+    assert abs(B.optimal_baseline(one_state, theta, Q=Q_arr)[0] - float(b_star)) < 1e-12
+    got = B.state_estimator_variance(one_state, theta, np.array([[0.0], [float(V)], [float(b_star)]]), Q=Q_arr)[:, 0]
+    assert np.allclose(got, [float(var(0)), float(var(V)), float(var(b_star))], rtol=1e-12, atol=1e-12)
+    assert var(b_star) < var(V)  # with three actions V is not the minimiser here
+    if pi == (Fraction(1, 2), Fraction(1, 4), Fraction(1, 4)):
+        hand = (Fraction(21, 5), Fraction(109, 8), Fraction(7, 2), Fraction(13, 5))  # the solution's numbers
+        assert (b_star, var(0), var(V), var(b_star)) == hand

@@ -703,3 +703,38 @@ def test_tabular_bad_input_raises():
         tabular_gae_moments(mdp, pi, np.zeros(3), 2.0)
     with pytest.raises(ValueError, match="theta"):
         gae_policy_gradient(mdp, theta[:2], np.zeros(3), 0.5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercises
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gamma, lam, seed", [(0.99, 0.95, 0), (0.9, 0.5, 1), (0.97, 1.0, 2), (0.8, 0.0, 3)])
+def test_exercise_lookahead(gamma, lam, seed):
+    """Exercise ex-ch08-lookahead: dA_t/dr_j = (gamma lam)^(j-t) up to the end of t's episode, 0 after it."""
+    T = 80
+    rng = np.random.default_rng(seed)
+    end = rng.random(T) < 0.1
+    term = end & (rng.random(T) < 0.5)
+
+    def cols(x):  # the same rollout in T environments side by side
+        return np.repeat(x[:, None], T, axis=1)
+
+    values, next_values = cols(rng.standard_normal(T)), cols(rng.standard_normal(T))
+    rewards = cols(rng.standard_normal(T))
+    base, _ = gae(rewards, values, next_values, cols(term), cols(end), gamma, lam)
+    bumped, _ = gae(rewards + np.eye(T), values, next_values, cols(term), cols(end), gamma, lam)
+    sens = bumped - base  # sens[t, j] = dA_t / dr_j: gae is affine in the rewards
+    expected = np.zeros((T, T))
+    for t in range(T):
+        k = t
+        while k < T - 1 and not end[k]:
+            k += 1
+        expected[t, t : k + 1] = (gamma * lam) ** np.arange(k - t + 1)
+    assert end.sum() >= 2 and np.abs(sens - expected).max() < 1e-12
+    # Without episode ends the weights of A_0 sum to (1 - c^T) / (1 - c) -> 1 / (1 - gamma lam).
+    none = np.zeros((T, T), dtype=bool)
+    row0 = gae(np.eye(T), np.zeros((T, T)), np.zeros((T, T)), none, none, gamma, lam)[0][0]
+    c = gamma * lam
+    assert abs(row0.sum() - (1 - c**T) / (1 - c)) < 1e-12 * T

@@ -536,3 +536,61 @@ def test_bad_gradient_inputs_raise():
         I.trajectory_is_gradient(mdp, good, np.zeros((2, 3)), 3)
     with pytest.raises(ValueError, match="horizon=30 gives"):
         I.trajectory_is_gradient(mdp, good, good, 30)
+
+
+# --------------------------------------------------------------------------------------------
+# Exercises
+# --------------------------------------------------------------------------------------------
+
+
+def test_exercise_gaussian_ess():
+    """Exercise ex-ch05-gaussian-ess: p, q Gaussians of equal width: E_q[w^2] = exp(D^2/s^2), KL = D^2/(2 s^2)."""
+    x = sp.Symbol("x", real=True)
+    mp, mq = sp.symbols("mu_p mu_q", real=True)
+    s = sp.Symbol("sigma", positive=True)
+
+    def density(m):
+        return sp.exp(-((x - m) ** 2) / (2 * s**2)) / (s * sp.sqrt(2 * sp.pi))
+
+    p, q = density(mp), density(mq)
+    second = sp.integrate(sp.powsimp(sp.simplify(p**2 / q)), (x, -sp.oo, sp.oo), conds="none")
+    assert sp.simplify(second - sp.exp((mp - mq) ** 2 / s**2)) == 0
+    log_ratio = sp.expand(sp.expand_log(sp.log(p) - sp.log(q), force=True))
+    kl = sp.integrate(p * log_ratio, (x, -sp.oo, sp.oo), conds="none")
+    assert sp.simplify(kl - (mp - mq) ** 2 / (2 * s**2)) == 0
+    # so n_eff / n -> exp(-2 KL), strictly below the bound exp(-KL) of thm-is-kl-variance when mu_p != mu_q
+    assert sp.simplify(1 / second - sp.exp(-2 * kl)) == 0
+
+
+def _snis_mean_by_counts(p, q, f, n):
+    """E[sum_i w_i f_i / sum_i w_i] over n draws from q (three outcomes): a sum over multinomial counts."""
+    w = I.importance_weights(p, q)
+    k = np.array([(i, j, n - i - j) for i in range(n + 1) for j in range(n + 1 - i)])
+    log_fact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, n + 1)))])
+    prob = np.exp(log_fact[n] - log_fact[k].sum(axis=1) + k @ np.log(q))
+    assert abs(prob.sum() - 1.0) < 1e-9
+    return float(prob @ (k @ (w * f) / (k @ w)))
+
+
+def _snis_mean_by_tuples(p, q, f, n):
+    """The same mean by brute force over all 3^n ordered samples."""
+    w = I.importance_weights(p, q)
+    idx = np.array(np.meshgrid(*[np.arange(3)] * n, indexing="ij")).reshape(n, -1).T
+    prob = np.prod(q[idx], axis=1)
+    return float(prob @ ((w[idx] * f[idx]).sum(axis=1) / w[idx].sum(axis=1)))
+
+
+@pytest.mark.parametrize("seed", [2, 3, 4, 5, 6, 7])
+def test_exercise_self_normalised_bias(seed):
+    """Exercise ex-ch05-self-normalised: E[mu_SN] = E_q f at n = 1; n * bias -> -E_q[w^2 (f - E_p f)] as O(1/n)."""
+    rng = np.random.default_rng(seed)
+    p, q, f = rng.dirichlet(np.ones(3)), rng.dirichlet(np.ones(3)), rng.standard_normal(3)
+    mu = p @ f
+    w = I.importance_weights(p, q)
+    c = -np.sum(q * w**2 * (f - mu))
+    for n in range(1, 7):
+        assert abs(_snis_mean_by_counts(p, q, f, n) - _snis_mean_by_tuples(p, q, f, n)) < 1e-12
+    assert abs(_snis_mean_by_tuples(p, q, f, 1) - q @ f) < 1e-12  # n = 1: the unweighted mean
+    assert abs(q @ f - mu) > 1e-3  # ... which is biased: the check can fail
+    err = {n: abs(n * (_snis_mean_by_counts(p, q, f, n) - mu) - c) for n in (200, 400)}
+    assert err[400] < 0.6 * err[200] and err[400] < 0.02 * abs(c)

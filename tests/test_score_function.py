@@ -311,3 +311,32 @@ def test_bad_inputs_raise():
         F.expected_score_autograd(lambda a: w * 2, [w], [0], [1.0])
     with pytest.raises(ValueError, match="weights"):
         F.expected_score_autograd(lambda a: w.sum(), [w], [0], [float("nan")])
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercises
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("K, tau, seed", [(2, 0.3, 0), (3, 1.0, 1), (5, 0.7, 2), (6, 4.0, 3)])
+def test_exercise_temperature_score(K, tau, seed):
+    """Exercise ex-ch03-temperature: softmax(z/tau) has scores (1[a=j]-pi_j)/tau and -(z_a - E_pi z)/tau^2, mean 0."""
+    z_np = np.random.default_rng(seed).normal(scale=2.0, size=K)
+    z = torch.tensor(z_np, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor(tau, dtype=torch.float64, requires_grad=True)
+
+    def log_prob(action):
+        return torch.distributions.Categorical(logits=z / t).log_prob(action)
+
+    pi = np.exp(z_np / tau - np.logaddexp.reduce(z_np / tau))
+    for a in range(K):  # autograd of torch's log_prob against the hand-derived closed forms
+        g_z, g_t = F.expected_score_autograd(log_prob, [z, t], [torch.tensor(a)], [1.0])
+        assert np.abs(g_z.numpy() - (np.eye(K)[a] - pi) / tau).max() < 1e-10
+        assert abs(float(g_t) + (z_np[a] - pi @ z_np) / tau**2) < 1e-10
+        assert abs(tau * float(g_t) + z_np @ g_z.numpy()) < 1e-10  # degree-0 homogeneity in (z, tau)
+    mean_z, mean_t = F.expected_score_autograd(log_prob, [z, t], torch.arange(K), pi)
+    assert float(mean_z.abs().max()) < 1e-12 and abs(float(mean_t)) < 1e-12
+    # Deliberately wrong variant: uniform weights instead of pi leave a non-zero temperature component.
+    _, wrong_t = F.expected_score_autograd(log_prob, [z, t], torch.arange(K), np.full(K, 1.0 / K))
+    assert abs(float(wrong_t) + (z_np.mean() - pi @ z_np) / tau**2) < 1e-10
+    assert abs(float(wrong_t)) > 1e-3
