@@ -14,14 +14,6 @@ from pgbook import policies
 from pgbook import surrogate as S
 from pgbook.gradients import expected_return_of_theta, policy_gradient
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors: torch's intra-op thread pool only adds overhead (milliseconds per op on a busy machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 SHAPES = [(1, 2), (2, 2), (3, 2), (2, 4), (4, 3), (5, 4), (6, 4), (6, 2)]
 CASES = [(nS, nA, gamma, seed) for seed, (nS, nA) in enumerate(SHAPES) for gamma in (0.5, 0.9, 0.99)]

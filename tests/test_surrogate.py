@@ -22,14 +22,6 @@ from pgbook.gradients import (
 )
 from pgbook.montecarlo import mean_ci
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors: torch's intra-op thread pool only adds overhead (milliseconds per op on a busy machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 #: (S, A, gamma, seed): 8 shapes x 3 discount factors = 24 random (MDP, gamma, theta_old) cases.
 SHAPES = [(1, 2), (2, 2), (3, 2), (2, 4), (4, 3), (5, 4), (6, 4), (6, 2)]

@@ -23,7 +23,7 @@ import re
 import sys
 import threading
 from pathlib import Path
-from urllib.parse import urldefrag, urljoin, urlparse
+from urllib.parse import urldefrag, urlparse
 
 from playwright.sync_api import sync_playwright
 

@@ -31,7 +31,6 @@ same state); :func:`gae` uses only ``next_values`` in delta_t, exactly as writte
 
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 import torch
