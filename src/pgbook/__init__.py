@@ -2,14 +2,27 @@
 
 One module per topic, each naming the chapter and equations it implements:
 
-* :mod:`pgbook.mdp` — finite MDPs, exact V, Q, A, J, visitation; trajectory enumeration.
-* :mod:`pgbook.policies` — the tabular softmax policy and its score.
-* :mod:`pgbook.gradients` — the exact policy gradient, finite differences, autograd, REINFORCE.
-* :mod:`pgbook.montecarlo` — Monte Carlo means with confidence intervals.
+* :mod:`pgbook.mdp` — finite MDPs, exact V, Q, A, J, visitation; trajectory enumeration (ch. 1–2).
+* :mod:`pgbook.policies` — the tabular softmax policy and its score (ch. 1–2).
+* :mod:`pgbook.gradients` — the exact policy gradient, finite differences, autograd, REINFORCE (ch. 2).
+* :mod:`pgbook.symbolic` — the sympy derivation of the policy gradient theorem (ch. 2).
+* :mod:`pgbook.montecarlo` — Monte Carlo means with confidence intervals (all chapters).
+* :mod:`pgbook.score_function` — the score-function identity, symbolically and sampled (ch. 3).
+* :mod:`pgbook.baselines` — reward-to-go, baselines and the optimal baseline, exactly (ch. 4).
+* :mod:`pgbook.importance` — importance sampling and the importance-weighted gradient (ch. 5).
+* :mod:`pgbook.surrogate` — the L^CPI surrogate, the performance difference lemma, TRPO's bound (ch. 6).
+* :mod:`pgbook.clipping` — the clipped objective and what it does and does not do (ch. 7).
+* :mod:`pgbook.gae` — generalized advantage estimation with termination and truncation (ch. 8).
+* :mod:`pgbook.agents_common`, :mod:`pgbook.a2c`, :mod:`pgbook.ppo`, :mod:`pgbook.train` — the
+  A2C and PPO agents on gymnasium and their command line (ch. 9–10).
+
+The public API used across chapters: :func:`random_mdp`, :func:`policy_gradient`,
+:func:`pgbook.baselines.optimal_baseline`, :func:`pgbook.surrogate.cpi_objective`,
+:func:`pgbook.clipping.clip_objective`, :func:`pgbook.gae.gae`.
 """
 
-from .mdp import MDP, random_mdp
 from .gradients import policy_gradient
+from .mdp import MDP, random_mdp
 
 __all__ = ["MDP", "random_mdp", "policy_gradient"]
 __version__ = "0.1.0"
