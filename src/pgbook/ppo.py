@@ -1,0 +1,351 @@
+"""Proximal policy optimisation (PPO-Clip), read top to bottom next to chapter 10 (:doc:`/book/ch10_ppo`).
+
+Equations of the chapter implemented here (:cite:`schulman2017ppo`; the theory is chapter 7's,
+:doc:`/book/ch07_clipping`):
+
+* the ratio ``r_t(theta) = pi_theta(a_t|s_t) / pi_theta_old(a_t|s_t)``, computed as
+  ``exp(log pi_theta - log pi_old)`` with ``log pi_old`` recorded during collection;
+* ``eq-ppo-loss`` — the minibatch loss the optimiser *minimises*,
+  ``loss = -L^CLIP + c1 L^VF - c2 S = -L^TOTAL``, where ``L^TOTAL = mean_t[ L^CLIP_t - c1 L^VF_t +
+  c2 S[pi_theta](s_t) ]`` is the objective to *maximise* (chapter 7's ``eq-clip-total``),
+  ``L^CLIP_t = min(r_t A_t, clip(r_t, 1-eps, 1+eps) A_t)``, ``L^VF_t = (V_phi(s_t) - V^targ_t)^2``
+  and ``S`` the entropy. (The notes' pseudocode writes ``L^CLIP + c1 L^VF + c2 S`` and descends on
+  it; chapters 7 and 10 sort the signs out.)
+* ``cor-ppo-first-minibatch`` — at ``theta = theta_old`` every ratio is 1, nothing is clipped,
+  and the first minibatch's gradient of ``L^CLIP`` is the A2C policy-gradient direction
+  ``mean_t[grad log pi(a_t|s_t) A_t]`` (chapter 7's ``thm-clip-first-step``, on real rollouts).
+* ``eq-ppo-approx-kl`` — the diagnostic ``approx_kl = mean_t[(r_t - 1) - log r_t]``, an unbiased,
+  per-sample non-negative estimator of ``KL(pi_old || pi_theta)`` on states and actions drawn
+  by ``pi_old``; with the clip fraction ``mean_t[ |r_t - 1| > eps ]`` and the ratio range it is
+  recorded for every epoch (``rem-ppo-ratio-diagnostics``).
+
+GAE (chapter 8) gives ``A_t`` and ``V^targ_t = A_t + V_phi_old(s_t)`` with the critic *as it
+was during collection*: there is no separate "old critic" network to update softly or hardly.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from . import agents_common as common
+from .agents_common import ActorCritic, AgentConfig, TrainResult
+
+__all__ = ["PPOConfig", "PPOLosses", "clipped_surrogate", "ppo_losses", "ratio_diagnostics", "ppo_update", "train"]
+
+
+@dataclass
+class PPOConfig(AgentConfig):
+    """PPO hyper-parameters. Defaults, compared with the notes and :cite:`schulman2017ppo`:
+
+    ===================  ==============  ========================================================
+    field                default         notes / PPO paper (MuJoCo; Atari) / why
+    ===================  ==============  ========================================================
+    clip_eps (epsilon)   0.2             notes 0.2; paper 0.2; Atari 0.1 x alpha (annealed)
+    anneal_clip          True            paper (Atari): epsilon x alpha, alpha 1 -> 0
+    n_epochs (K)         20              notes: K unspecified (ppo_epochs); paper 10; 3
+    minibatch_size       256             notes: batch_size; paper 64; 32 x 8
+    n_envs, n_steps      8, 32           notes: N episodes of T steps; paper 1 x 2048; 8 x 128
+    gamma                0.98            notes 0.99; paper 0.99 (CartPole is short-sighted)
+    lam (GAE)            0.8             notes 0.95; paper 0.95
+    lr                   1e-3            paper 3e-4 (Adam); 2.5e-4 x alpha
+    anneal_lr            True            paper (Atari): linear alpha 1 -> 0
+    vf_coef (c1)         0.5             notes 0.5 (code: 0.5 x 0.5 = 0.25 of the MSE); paper 1
+    ent_coef (c2)        0.0             notes 0.01; paper 0.01 (Atari); CartPole needs none
+    max_grad_norm        0.5             notes 0.5; paper's code 0.5
+    normalize_adv.       True            paper's code (baselines): per minibatch
+    total_steps          100_000         the budget of the book's benchmark on CartPole-v1
+    ===================  ==============  ========================================================
+
+    The CartPole-specific values (8 x 32, 20 epochs, batch 256, gamma 0.98, lambda 0.8, linear
+    lr 1e-3 and clip 0.2 schedules) are the tuned ones of RL Baselines3 Zoo, the configuration of
+    the book's speed comparison with Stable-Baselines3. ``clip_eps = math.inf`` turns clipping off
+    (the surrogate becomes ``L^CPI``; the ablation of chapter 10).
+    """
+
+    total_steps: int = 100_000
+    n_envs: int = 8
+    n_steps: int = 32
+    gamma: float = 0.98
+    lam: float = 0.8
+    lr: float = 1e-3
+    anneal_lr: bool = True
+    vf_coef: float = 0.5
+    ent_coef: float = 0.0
+    max_grad_norm: float | None = 0.5
+    normalize_advantages: bool = True
+    #: epsilon of the clipped surrogate; math.inf disables clipping.
+    clip_eps: float = 0.2
+    #: anneal epsilon linearly towards 0 together with the learning rate's schedule.
+    anneal_clip: bool = True
+    #: K, passes over each rollout.
+    n_epochs: int = 20
+    #: minibatch size; must divide n_envs * n_steps.
+    minibatch_size: int = 256
+    #: Adam's epsilon (1e-5 in the PPO paper's code, instead of PyTorch's 1e-8).
+    adam_eps: float = 1e-5
+
+    def validate(self) -> None:
+        super().validate()
+        if isinstance(self.clip_eps, bool) or not isinstance(self.clip_eps, (int, float)) or not self.clip_eps > 0:
+            raise ValueError(f"clip_eps must be > 0 (math.inf disables clipping), got {self.clip_eps!r}")
+        if not isinstance(self.anneal_clip, bool):
+            raise ValueError(f"anneal_clip must be True or False, got {self.anneal_clip!r}")
+        common._check_int(self.n_epochs, "n_epochs", 1)
+        common._check_int(self.minibatch_size, "minibatch_size", 1)
+        batch = self.n_envs * self.n_steps
+        if batch % self.minibatch_size != 0:
+            raise ValueError(
+                f"minibatch_size must divide the rollout size n_envs * n_steps = {batch}, got {self.minibatch_size}"
+            )
+        common._check_real(self.adam_eps, "adam_eps", 0.0, math.inf, lo_open=True, hi_open=True)
+
+
+def clipped_surrogate(ratio: torch.Tensor, advantages: torch.Tensor, clip_eps: float) -> torch.Tensor:
+    """Per-sample ``L^CLIP_t = min(r_t A_t, clip(r_t, 1-eps, 1+eps) A_t)`` (to be maximised)."""
+    if ratio.shape != advantages.shape:
+        raise ValueError(f"ratio and advantages must have the same shape, got {tuple(ratio.shape)} and {tuple(advantages.shape)}")
+    if isinstance(clip_eps, bool) or not isinstance(clip_eps, (int, float)) or not clip_eps > 0:
+        raise ValueError(f"clip_eps must be > 0, got {clip_eps!r}")
+    return torch.min(ratio * advantages, torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantages)
+
+
+@dataclass
+class PPOLosses:
+    """The terms of one minibatch's loss ``-L^TOTAL`` and the diagnostics (eq. ``eq-ppo-approx-kl``)."""
+
+    #: the loss that is minimised: ``policy + c1 value - c2 entropy = -L^TOTAL``.
+    total: torch.Tensor
+    #: ``-mean(L^CLIP_t)``.
+    policy: torch.Tensor
+    #: ``mean((V_phi(s_t) - V^targ_t)^2)``.
+    value: torch.Tensor
+    #: ``mean(S[pi_theta](s_t))``.
+    entropy: torch.Tensor
+    #: ``mean((r - 1) - log r)`` (no gradient).
+    approx_kl: torch.Tensor
+    #: fraction of samples with ``|r - 1| > eps`` (no gradient).
+    clip_frac: torch.Tensor
+    #: smallest and largest ratio in the minibatch (no gradient).
+    ratio_min: torch.Tensor
+    ratio_max: torch.Tensor
+
+
+def ppo_losses(
+    logits: torch.Tensor,
+    values: torch.Tensor,
+    actions: torch.Tensor,
+    old_log_probs: torch.Tensor,
+    advantages: torch.Tensor,
+    returns: torch.Tensor,
+    clip_eps: float = 0.2,
+    vf_coef: float = 0.5,
+    ent_coef: float = 0.0,
+) -> PPOLosses:
+    """The PPO loss of a minibatch, ``-L^TOTAL`` (eq. ``eq-ppo-loss``), and its diagnostics.
+
+    ``logits`` (B, A) and ``values`` (B,) from the current networks; ``actions``,
+    ``old_log_probs`` (log pi_old(a|s), recorded at collection), ``advantages`` and ``returns``
+    (the value targets) of shape (B,), all treated as constants.
+    """
+    if logits.ndim != 2:
+        raise ValueError(f"logits must have shape (B, n_actions), got {tuple(logits.shape)}")
+    B = logits.shape[0]
+    for name, x in (
+        ("values", values),
+        ("actions", actions),
+        ("old_log_probs", old_log_probs),
+        ("advantages", advantages),
+        ("returns", returns),
+    ):
+        if tuple(x.shape) != (B,):
+            raise ValueError(f"{name} must have shape ({B},) like the batch of logits, got {tuple(x.shape)}")
+    for name, c in (("vf_coef", vf_coef), ("ent_coef", ent_coef)):
+        common._check_real(c, name, 0.0, math.inf, hi_open=True)
+    if isinstance(clip_eps, bool) or not isinstance(clip_eps, (int, float)) or not clip_eps > 0:
+        raise ValueError(f"clip_eps must be > 0, got {clip_eps!r}")
+    return _ppo_losses(logits, values, actions, old_log_probs, advantages, returns, clip_eps, vf_coef, ent_coef)
+
+
+def _loss_terms(logits, values, actions, old_log_probs, advantages, returns, clip_eps, vf_coef, ent_coef):
+    """The hot path of :func:`ppo_losses`: ``(total, policy, value, entropy or None, log_ratio)``."""
+    dist = ActorCritic.distribution(logits)
+    log_ratio = dist.log_prob(actions) - old_log_probs.detach()
+    ratio = log_ratio.exp()  # r_t(theta)
+    policy = -clipped_surrogate(ratio, advantages.detach(), clip_eps).mean()  # -mean L^CLIP
+    value = (values - returns.detach()).pow(2).mean()  # mean L^VF
+    total = policy + vf_coef * value  # = -L^TOTAL (eq-ppo-loss) when c2 = 0 ...
+    entropy = None
+    if ent_coef > 0:  # ... and with the entropy bonus (c2 = 0: no back-propagation through 0 * S)
+        entropy = dist.entropy().mean()  # mean S[pi_theta]
+        total = total - ent_coef * entropy
+    return total, policy, value, entropy, log_ratio
+
+
+@torch.no_grad()
+def ratio_diagnostics(log_ratio: torch.Tensor, clip_eps: float) -> tuple[torch.Tensor, ...]:
+    """``(approx_kl, clip_frac, ratio_min, ratio_max)`` along the last axis of ``log_ratio``.
+
+    ``approx_kl = mean((r - 1) - log r)`` (eq. ``eq-ppo-approx-kl``), ``clip_frac = mean(|r - 1| >
+    eps)``, and the range of ``r = exp(log_ratio)``. Works on one minibatch (shape (B,)) or on a
+    stack of them (shape (K, B)).
+    """
+    ratio = log_ratio.exp()
+    approx_kl = ((ratio - 1.0) - log_ratio).mean(-1)
+    clip_frac = ((ratio - 1.0).abs() > clip_eps).float().mean(-1)
+    return approx_kl, clip_frac, ratio.amin(-1), ratio.amax(-1)
+
+
+def _ppo_losses(logits, values, actions, old_log_probs, advantages, returns, clip_eps, vf_coef, ent_coef) -> PPOLosses:
+    """:func:`ppo_losses` without the argument checks."""
+    total, policy, value, entropy, log_ratio = _loss_terms(
+        logits, values, actions, old_log_probs, advantages, returns, clip_eps, vf_coef, ent_coef
+    )
+    if entropy is None:
+        with torch.no_grad():
+            entropy = ActorCritic.distribution(logits).entropy().mean()
+    return PPOLosses(total, policy, value, entropy, *ratio_diagnostics(log_ratio, clip_eps))
+
+
+def ppo_update(
+    model: ActorCritic,
+    optimizer: torch.optim.Optimizer,
+    obs: torch.Tensor,
+    actions: torch.Tensor,
+    old_log_probs: torch.Tensor,
+    advantages: torch.Tensor,
+    returns: torch.Tensor,
+    cfg: PPOConfig,
+    clip_eps: float,
+    generator: torch.Generator,
+) -> dict:
+    """K epochs of minibatch gradient descent on ``-L^TOTAL`` over one flattened rollout.
+
+    Returns the diagnostics of each epoch as lists (length K): mean ``approx_kl`` and
+    ``clip_frac`` over its minibatches, ``ratio_min``/``ratio_max`` over the epoch, and the mean
+    policy loss, value loss and entropy. They are computed after the K epochs, in one batch, from
+    the log-ratios and logits each minibatch had when its gradient step was taken.
+    """
+    n = obs.shape[0]
+    n_minibatches = n // cfg.minibatch_size
+    params = list(model.parameters())
+
+    def normalise(adv):
+        return (adv - adv.mean()) / (adv.std() + 1e-8) if cfg.normalize_advantages else adv
+
+    whole = (obs, actions, old_log_probs, normalise(advantages), returns)  # used when one minibatch
+    log_ratios, logits_seen, policy_losses, value_losses = [], [], [], []
+    for _ in range(cfg.n_epochs):
+        if n_minibatches == 1:  # the minibatch is the whole rollout: shuffling would not change the mean
+            minibatches = [whole]
+        else:
+            minibatches = [
+                (obs[idx], actions[idx], old_log_probs[idx], normalise(advantages[idx]), returns[idx])
+                for idx in torch.randperm(n, generator=generator).split(cfg.minibatch_size)
+            ]
+        for mb_obs, mb_actions, mb_old_log_probs, mb_adv, mb_returns in minibatches:
+            logits, values = model(mb_obs)
+            total, policy, value, _, log_ratio = _loss_terms(
+                logits, values, mb_actions, mb_old_log_probs, mb_adv, mb_returns, clip_eps, cfg.vf_coef, cfg.ent_coef
+            )
+            for param in params:  # = optimizer.zero_grad(set_to_none=True), without its profiler hooks
+                param.grad = None
+            total.backward()
+            if cfg.max_grad_norm is not None:
+                common.clip_grad_norm(params, cfg.max_grad_norm)
+            optimizer.step()
+            log_ratios.append(log_ratio.detach())
+            logits_seen.append(logits.detach())
+            policy_losses.append(policy.detach())
+            value_losses.append(value.detach())
+
+    # Diagnostics per epoch, all at once (no per-step work or synchronisation).
+    shape = (cfg.n_epochs, n_minibatches)
+    kl, clip_frac, r_min, r_max = (d.reshape(shape) for d in ratio_diagnostics(torch.stack(log_ratios), clip_eps))
+    entropy = ActorCritic.distribution(torch.stack(logits_seen)).entropy().mean(-1).reshape(shape)
+    return {
+        "approx_kl": kl.mean(1).tolist(),
+        "clip_frac": clip_frac.mean(1).tolist(),
+        "ratio_min": r_min.amin(1).tolist(),
+        "ratio_max": r_max.amax(1).tolist(),
+        "policy_loss": torch.stack(policy_losses).reshape(shape).mean(1).tolist(),
+        "value_loss": torch.stack(value_losses).reshape(shape).mean(1).tolist(),
+        "entropy": entropy.mean(1).tolist(),
+    }
+
+
+def train(cfg: PPOConfig, progress: Callable[[int, dict], None] | None = None) -> TrainResult:
+    """Train PPO-Clip; return the model, per-update log, episodes and evaluations.
+
+    Every iteration: collect ``n_envs x n_steps`` transitions with ``pi_theta_old``; GAE
+    advantages and value targets with the critic of collection time; ``n_epochs`` passes of
+    shuffled minibatch descent on ``-L^TOTAL``; then ``theta_old <- theta`` (implicitly: the
+    next rollout is collected with the updated network). ``progress(steps_done, info)`` is
+    called after each iteration. Deterministic on CPU for a given ``cfg.seed``.
+    """
+    if not isinstance(cfg, PPOConfig):
+        raise ValueError(f"cfg must be a PPOConfig, got {type(cfg).__name__}")
+    cfg.validate()
+    obs_dim, n_actions = common.check_env(cfg.env_id)  # fail now, not inside the loop
+    device = common.resolve_device(cfg.device)
+    batch = cfg.n_envs * cfg.n_steps
+    n_iterations = cfg.total_steps // batch
+
+    with common.seeded(cfg.seed, cfg.torch_threads, device):
+        envs = common.make_vec_env(cfg.env_id, cfg.n_envs, cfg.max_episode_steps)
+        model = ActorCritic(obs_dim, n_actions, cfg.hidden, cfg.orthogonal_init).to(device)
+        # fused Adam: one kernel for all parameters instead of ~6 small ops per tensor (faster).
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps, fused=True)
+        generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
+        storage = common.RolloutStorage(cfg.n_steps, cfg.n_envs, obs_dim, device)
+        tracker = common.EpisodeTracker(cfg.n_envs)
+        log, evals = [], []
+        obs, _ = envs.reset(seed=cfg.seed)
+        start = time.perf_counter()
+        for iteration in range(n_iterations):
+            # Schedules: alpha goes linearly from 1 towards 0 (paper, Atari).
+            alpha = 1.0 - iteration / n_iterations
+            lr = cfg.lr * alpha if cfg.anneal_lr else cfg.lr
+            clip_eps = cfg.clip_eps * alpha if cfg.anneal_clip else cfg.clip_eps
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+
+            # 1. Data collection with pi_theta_old (the current network, frozen for this rollout).
+            obs = common.collect_rollout(envs, model, storage, obs, tracker, cfg.bootstrap_truncated)
+
+            # 2. Advantages and value targets by GAE with V_phi_old (chapter 8).
+            advantages, returns = common.compute_advantages(storage, cfg.gamma, cfg.lam)
+
+            # 3. K epochs of minibatch descent on -L^TOTAL.
+            diag = ppo_update(
+                model,
+                optimizer,
+                storage.obs.reshape(batch, obs_dim),
+                storage.actions.reshape(batch),
+                storage.log_probs.reshape(batch),
+                advantages.reshape(batch),
+                returns.reshape(batch),
+                cfg,
+                clip_eps,
+                generator,
+            )
+
+            steps = tracker.global_step
+            row = {"step": steps, "lr": lr, "clip_eps": clip_eps, **{k: v[-1] for k, v in diag.items()}, "epochs": diag}
+            log.append(row)
+            stop = False
+            if cfg.eval_every and (steps // cfg.eval_every) > ((steps - batch) // cfg.eval_every):
+                returns_eval = common.evaluate(model, cfg.env_id, cfg.eval_episodes, 10_000 + cfg.seed, cfg.max_episode_steps)
+                evals.append((steps, float(returns_eval.mean()), float(returns_eval.std())))
+                stop = cfg.stop_at_return is not None and returns_eval.mean() >= cfg.stop_at_return
+            if progress is not None:
+                progress(steps, {**row, "episodes": tracker.finished, "evals": evals})
+            if stop:
+                break
+        seconds = time.perf_counter() - start
+        envs.close()
+    return TrainResult(model, log, list(tracker.finished), evals, tracker.global_step, seconds)
