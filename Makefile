@@ -62,8 +62,11 @@ lab: $(STAMP)
 	$(PY) -m pip install --quiet -r requirements-lab.txt
 	$(VENV)/bin/jupyter lab book/
 
+# Benchmarks (slow: about 25 minutes on 2 cores). SB3 is a benchmark-only dependency.
 bench: $(STAMP)
-	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script; done
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	$(PY) benchmarks/solve_cartpole.py
+	$(PY) benchmarks/sps_vs_sb3.py --steps 50000 --repeats 5
 
 clean:
 	rm -rf _build book/ledger.md
