@@ -225,7 +225,7 @@ def _recorded_rollout(bootstrap_truncated: bool, T=80, N=4, max_steps=16, seed=3
     return model, storage, raw, last, tracker
 
 
-@pytest.mark.claim("eq-a2c-truncation", how="exact")
+@pytest.mark.claim("err-a2c-bootstrap", "eq-a2c-truncation", how="exact")
 def test_rollout_bootstraps_truncation_from_true_final_observation():
     """Truncated steps bootstrap from V(final obs), terminated ones from 0, others from V(next obs)."""
     model, st, raw, last, _ = _recorded_rollout(bootstrap_truncated=True)
@@ -258,7 +258,7 @@ def test_rollout_bootstraps_truncation_from_true_final_observation():
     assert n_trunc >= 3 and n_term >= 3, (n_trunc, n_term)  # both kinds of episode end occurred
 
 
-@pytest.mark.claim("eq-a2c-truncation", how="exact")
+@pytest.mark.claim("err-a2c-bootstrap", "eq-a2c-truncation", how="exact")
 def test_truncation_as_termination_ablation_drops_the_bootstrap():
     """bootstrap_truncated=False marks time-limit ends as terminal: GAE then ignores V(final obs)."""
     _, st, raw, _, _ = _recorded_rollout(bootstrap_truncated=False)
