@@ -81,18 +81,23 @@ def expected_return_of_theta(mdp: _mdp.MDP, theta) -> float:
     return _mdp.expected_return(mdp, policies.probs(theta))
 
 
-def expected_return_torch(mdp: _mdp.MDP, theta: torch.Tensor) -> torch.Tensor:
-    """Differentiable exact ``J(theta)`` in torch (float64): softmax, then a linear solve.
-
-    ``J = p0 . (I - gamma P_pi)^{-1} r_pi``; autograd differentiates through
-    ``torch.linalg.solve``, which gives an independent check of :func:`policy_gradient`.
-    """
+def check_theta_tensor(mdp: _mdp.MDP, theta) -> None:
+    """Raise unless ``theta`` is a finite torch tensor of shape ``(S, A)`` for ``mdp``."""
     if not isinstance(theta, torch.Tensor):
         raise ValueError(f"theta must be a torch.Tensor, got {type(theta).__name__}")
     if tuple(theta.shape) != (mdp.n_states, mdp.n_actions):
         raise ValueError(f"theta must have shape {(mdp.n_states, mdp.n_actions)}, got {tuple(theta.shape)}")
     if not torch.isfinite(theta).all():
         raise ValueError("theta contains NaN or infinite values")
+
+
+def expected_return_torch(mdp: _mdp.MDP, theta: torch.Tensor) -> torch.Tensor:
+    """Differentiable exact ``J(theta)`` in torch (float64): softmax, then a linear solve.
+
+    ``J = p0 . (I - gamma P_pi)^{-1} r_pi``; autograd differentiates through
+    ``torch.linalg.solve``, which gives an independent check of :func:`policy_gradient`.
+    """
+    check_theta_tensor(mdp, theta)
     P = torch.tensor(mdp.P, dtype=theta.dtype)
     R = torch.tensor(mdp.R, dtype=theta.dtype)
     p0 = torch.tensor(mdp.p0, dtype=theta.dtype)

@@ -49,6 +49,7 @@ import torch
 
 from . import mdp as _mdp
 from . import policies
+from .gradients import check_theta_tensor
 from ._validate import as_float_array, check_distribution, check_positive_int, check_shape
 
 __all__ = [
@@ -145,12 +146,7 @@ def cpi_gradient(mdp: _mdp.MDP, theta, theta_old) -> np.ndarray:
 def cpi_objective_torch(mdp: _mdp.MDP, theta: torch.Tensor, theta_old) -> torch.Tensor:
     """Differentiable ``L^CPI(theta)`` in torch (float64); ``theta_old`` is held fixed (numpy)."""
     _check_mdp(mdp)
-    if not isinstance(theta, torch.Tensor):
-        raise ValueError(f"theta must be a torch.Tensor, got {type(theta).__name__}")
-    if tuple(theta.shape) != (mdp.n_states, mdp.n_actions):
-        raise ValueError(f"theta must have shape {(mdp.n_states, mdp.n_actions)}, got {tuple(theta.shape)}")
-    if not torch.isfinite(theta).all():
-        raise ValueError("theta contains NaN or infinite values")
+    check_theta_tensor(mdp, theta)
     theta_old = _theta_for(mdp, theta_old, "theta_old")
     pi_old = policies.probs(theta_old)
     eta_old = torch.tensor(_mdp.discounted_visits(mdp, pi_old), dtype=theta.dtype)
