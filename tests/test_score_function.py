@@ -231,7 +231,8 @@ def test_action_baseline_term_is_a_gradient(c):
         np.testing.assert_allclose(got[s, s], closed[s], atol=1e-14)
         fd = gradients.finite_difference_gradient(lambda th: float(policies.probs(th)[s] @ b[s]), theta)
         np.testing.assert_allclose(got[s], fd, atol=1e-9)
-    assert np.abs(got).max() > 1e-6
+    if pi.min() > 1e-3:  # a near-deterministic policy makes pi (b - E_pi b) tiny, not zero
+        assert np.abs(got).max() > 1e-6
 
 
 @pytest.mark.claim("prop-score-action-baseline", how="exact")
