@@ -49,6 +49,7 @@ nbval: $(STAMP)
 build-strict: setup ledger
 	rm -rf _build/html
 	$(VENV)/bin/jupyter-book build . --builder html -W -n --keep-going --quiet
+	$(PY) tools/ledger.py --verify-html _build/html
 	@echo "The book: $(CURDIR)/$(INDEX)"
 
 browser: $(STAMP)

@@ -4,6 +4,10 @@ Usage:
     python tools/ledger.py            # collect, check, write book/ledger.md
     python tools/ledger.py --check    # collect and check only
     python tools/ledger.py --toc FILE # use another table of contents (a subset of the book)
+    python tools/ledger.py --verify-html _build/html
+                                      # after the build: every numbered equation and labelled
+                                      # theorem-like block that Sphinx rendered is a ledger claim
+                                      # (guards the parser above against a syntax it misses)
 
 A *claim* is a numbered equation (``$$ ... $$ (label)`` or a ``{math}`` directive with
 ``:label:``) or a labelled sphinx-proof statement (theorem, lemma, proposition, corollary,
@@ -122,7 +126,34 @@ def collect_tests() -> list[dict]:
         return json.loads(out.read_text())
 
 
+HTML_EQUATION = re.compile(r'id="equation-([^"]+)"')
+HTML_PROOF = re.compile(r'<div class="proof (\w+)[^"]*" id="([^"]+)"')
+
+
+def verify_html(site: Path) -> int:
+    """Compare the claims Sphinx rendered with the claims this script parses; 0 when they agree."""
+    rendered: dict[str, str] = {}
+    for page in site.rglob("*.html"):
+        if page.name == "ledger.html":
+            continue
+        text = page.read_text(errors="replace")
+        for label in HTML_EQUATION.findall(text):
+            rendered[label] = "equation"
+        for kind, label in HTML_PROOF.findall(text):
+            if f"prf:{kind}" in CLAIM_DIRECTIVES:
+                rendered[label] = kind
+    parsed = {c.label for path in toc_files(ROOT / "_toc.yml") if path.name != LEDGER.name for c in claims_in(path)}
+    missing = sorted(set(rendered) - parsed)
+    if missing or not rendered:
+        print(f"Verification ledger: rendered claims the ledger does not know: {missing or 'none rendered'}", file=sys.stderr)
+        return 1
+    print(f"Verification ledger: all {len(rendered)} rendered claims are in the ledger")
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if "--verify-html" in argv:
+        return verify_html(Path(argv[argv.index("--verify-html") + 1]).resolve())
     check_only = "--check" in argv
     toc_path = ROOT / "_toc.yml"
     if "--toc" in argv:  # another table of contents, e.g. to build a subset of the book
