@@ -210,21 +210,19 @@ def gae(rewards, values, next_values, terminated, episode_end, gamma, lam):
     if backend == "torch":
         with torch.no_grad():
             deltas = _deltas(floats, term, gamma)
-            decay = (gamma * lam) * (~end).to(deltas.dtype)
-            advantages = torch.empty_like(deltas)
-            running = torch.zeros_like(deltas[0])
-            for t in range(deltas.shape[0] - 1, -1, -1):
-                running = deltas[t] + decay[t] * running
-                advantages[t] = running
-            return advantages, advantages + floats["values"]
+            advantages = _backward(deltas, (gamma * lam) * (~end).to(deltas.dtype))
+            return advantages, advantages + floats["values"]  # constants: no autograd history
     deltas = _deltas(floats, term, gamma)
-    decay = (gamma * lam) * (~end).astype(np.float64)
-    advantages = np.empty_like(deltas)
-    running = np.zeros_like(deltas[0])
-    for t in range(deltas.shape[0] - 1, -1, -1):
-        running = deltas[t] + decay[t] * running
-        advantages[t] = running
+    advantages = _backward(deltas, (gamma * lam) * (~end).astype(np.float64))
     return advantages, advantages + floats["values"]
+
+
+def _backward(deltas, decay):
+    """``A_t = delta_t + decay_t A_{t+1}`` with ``A_T = 0``, for numpy arrays or torch tensors."""
+    advantages = deltas.clone() if isinstance(deltas, torch.Tensor) else deltas.copy()
+    for t in range(deltas.shape[0] - 2, -1, -1):
+        advantages[t] = deltas[t] + decay[t] * advantages[t + 1]
+    return advantages
 
 
 # ---------------------------------------------------------------------------------------------
