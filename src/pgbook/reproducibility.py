@@ -1,0 +1,84 @@
+"""What a result's exact digits depend on, and how the book prints numbers that do not.
+
+Chapters 9–10 (:doc:`/book/ch09_a2c`, :doc:`/book/ch10_ppo`, remark ``rem-agents-deterministic``)
+and every chapter's checks.
+
+A computation is a deterministic function of its inputs *and of the floating-point kernels that
+run it*. Those are chosen at run time: OpenBLAS picks a kernel per CPU (``OPENBLAS_CORETYPE``
+switches it), torch picks AVX-512, AVX2 or generic code (``ATEN_CPU_CAPABILITY``), MKL dispatches
+per CPU model, ARM differs again. Round-off digits therefore differ between machines, and a chaotic
+computation — a training run — follows another trajectory after a few updates. Two consequences:
+
+* :func:`environment` names what a training run's exact numbers depend on; the benchmarks record
+  it next to their results, and a re-run must reproduce a result bit for bit only where
+  :func:`same_environment` holds.
+* :func:`bound` prints a round-off-level error as the bound it is checked against (``"< 1e-12"``)
+  instead of its machine-dependent digits, and fails if the bound does not hold.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+from pathlib import Path
+
+__all__ = ["ENVIRONMENT_FIELDS", "environment", "same_environment", "bound"]
+
+#: The fields of :func:`environment`, in the order the benchmark CSV files store them.
+ENVIRONMENT_FIELDS = ("torch", "numpy", "gymnasium", "cpu_capability", "torch_threads", "cpu")
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else what :mod:`platform` reports."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.lower().startswith("model name"):
+                return " ".join(line.split(":", 1)[1].split())
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def environment(torch_threads: int = 1) -> dict[str, str]:
+    """What the exact numbers of a training run depend on, as strings.
+
+    The versions of torch, numpy and gymnasium; torch's CPU capability (the vector instructions its
+    kernels use: ``AVX512``, ``AVX2``, ``DEFAULT`` ...); the intra-op thread count the run uses
+    (``torch_threads``, the agents' ``AgentConfig.torch_threads``: a reduction split over threads
+    adds in another order); and the CPU model, because MKL, which torch uses for matrix products on
+    x86, chooses its kernels per CPU model even at one capability.
+    """
+    if isinstance(torch_threads, bool) or not isinstance(torch_threads, int) or torch_threads < 1:
+        raise ValueError(f"torch_threads must be a positive int, got {torch_threads!r}")
+    import gymnasium
+    import numpy
+    import torch
+
+    return {
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "gymnasium": gymnasium.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch_threads": str(torch_threads),
+        "cpu": f"{platform.machine()} {_cpu_model()}",
+    }
+
+
+def same_environment(recorded: dict, current: dict) -> bool:
+    """Whether every field of :data:`ENVIRONMENT_FIELDS` is recorded and equal in both."""
+    return all(recorded.get(k) not in (None, "") and recorded.get(k) == current.get(k) for k in ENVIRONMENT_FIELDS)
+
+
+def bound(error, tol: float) -> str:
+    """``"< tol"`` for an error whose magnitude must be below ``tol``; raise ``AssertionError`` otherwise.
+
+    For round-off-level errors, whose digits depend on the machine: the printed text is the same
+    on every machine on which the check passes, and the check itself is in the same call.
+    ``error`` may be a float or anything with ``.item()``/``float()``; NaN fails.
+    """
+    if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and math.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol must be a positive finite number, got {tol!r}")
+    value = abs(float(error.item() if hasattr(error, "item") else error))
+    if not value < tol:  # also fails for NaN
+        raise AssertionError(f"error {value:.3e} is not below {tol:g}")
+    mantissa, exponent = f"{tol:.0e}".split("e")
+    return f"< {mantissa}e{int(exponent)}"  # "< 1e-5", not "< 1e-05"
