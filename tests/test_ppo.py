@@ -232,14 +232,21 @@ def test_agent_diagnostics_show_ratios_outside_the_clip_range():
     """In a short PPO run the per-epoch diagnostics: epoch 1 at ratio 1 and KL 0; later epochs leave [1-eps, 1+eps]."""
     result = ppo.train(ppo.PPOConfig(total_steps=2048, seed=0, device="cpu"))
     outside = 0
+    # Epoch 1 recomputes the rollout's log-probabilities in float32, in another batch shape: on some
+    # CPUs they differ by a few ulps, r = exp(log r) is within 1e-6 of 1, and each term
+    # (r - 1) - log r of approx_kl is the rounding error of exp near 1, at most 2^-24 = 6e-8.
+    # One epoch later the policy has moved: the KL of epoch 2 exceeds 1e-6 in some update, so a
+    # diagnostic logged after the first step instead of before it fails these bounds.
+    kl_bound = 1e-7
     for row in result.log:
         ep = row["epochs"]
         assert abs(ep["ratio_min"][0] - 1) < 1e-5 and abs(ep["ratio_max"][0] - 1) < 1e-5
-        assert ep["clip_frac"][0] == 0.0 and abs(ep["approx_kl"][0]) < 1e-9
+        assert ep["clip_frac"][0] == 0.0 and abs(ep["approx_kl"][0]) < kl_bound
         assert ep["approx_kl"][-1] > ep["approx_kl"][0]
         assert len(ep["approx_kl"]) == 20
         outside += sum(1 for hi, lo in zip(ep["ratio_max"], ep["ratio_min"]) if hi > 1 + row["clip_eps"] or lo < 1 - row["clip_eps"])
     assert outside > 0
+    assert max(row["epochs"]["approx_kl"][1] for row in result.log) > 10 * kl_bound
 
 
 def test_ppo_functions_reject_bad_input():
