@@ -18,8 +18,13 @@ Writes two small CSV files (committed; chapters 9 and 10 plot them):
   the 20 greedy returns, mean return of the training episodes that ended since the previous
   evaluation), plus a final evaluation row (``kind = final``).
 
-Each run is deterministic on a CPU, so ``tests/test_agents.py`` re-runs one seed (stopping when it
-is solved) and checks that it reproduces its rows exactly. Wall-clock seconds are printed only.
+Each solve row also records the environment the run was measured in
+(:func:`pgbook.reproducibility.environment`: torch, numpy and gymnasium versions, torch's CPU
+capability, thread count, CPU model). A run is deterministic in one such environment, so
+``tests/test_agents.py`` re-runs seed 0 (stopping when it is solved) and, where the environment
+matches, checks that it reproduces its rows exactly; elsewhere the floating-point kernels differ,
+the run takes another trajectory, and the test checks what does not depend on them: the seed
+solves within the budget. Wall-clock seconds are printed only.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pgbook import a2c, agents_common, ppo
+from pgbook import a2c, agents_common, ppo, reproducibility
 
 THRESHOLD = 475.0
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -59,7 +64,8 @@ VARIANTS = {
         "truncation-as-termination": {"bootstrap_truncated": False},  # the notes' single `done` flag
     },
 }
-SOLVE_FIELDS = ["agent", "variant", "seed", "budget", "eval_every", "steps_to_solve", "eval_mean_at_solve"]
+RUN_FIELDS = ["agent", "variant", "seed", "budget", "eval_every", "steps_to_solve", "eval_mean_at_solve"]
+SOLVE_FIELDS = RUN_FIELDS + list(reproducibility.ENVIRONMENT_FIELDS)
 CURVE_FIELDS = ["agent", "variant", "seed", "kind", "step", "eval_mean", "eval_std", "train_return"]
 
 
@@ -74,6 +80,9 @@ def _fmt(x) -> str:
 
 def run_one(agent: str, variant: str, seed: int, stop_when_solved: bool = False):
     """Train one configuration; return ``(solve_row, curve_rows, result)`` with CSV-formatted values.
+
+    ``solve_row`` has the :data:`RUN_FIELDS` and the :func:`pgbook.reproducibility.environment` of
+    the run (the :data:`SOLVE_FIELDS`).
 
     With ``stop_when_solved`` training stops at the first evaluation that reaches the threshold
     (the rows up to that point are identical to those of the full run; the final row is omitted).
@@ -100,6 +109,7 @@ def run_one(agent: str, variant: str, seed: int, stop_when_solved: bool = False)
         "eval_every": str(eval_every),
         "steps_to_solve": _fmt(solved),
         "eval_mean_at_solve": _fmt(at_solve),
+        **reproducibility.environment(cfg.torch_threads),
     }
     curve_rows = []
     previous = 0
