@@ -1,7 +1,8 @@
 # Policy Gradients, Verified — two commands do everything on a fresh machine with python3:
 #   make book   create .venv, install, build the HTML book (prints the path of index.html)
-#   make test   the same set-up, then unit tests, the ledger check, nbval over every notebook,
-#               the book build with warnings as errors, and the browser check
+#   make test   the same set-up, then unit tests, the ledger check, the notebook marker check, nbval
+#               over every notebook, the book build with warnings as errors, the browser check, and
+#               the portability pass (unit tests and nbval again under other floating-point kernels)
 SHELL := /bin/bash
 .ONESHELL:
 .SHELLFLAGS := -eu -o pipefail -c
@@ -14,7 +15,7 @@ MATHJAX_VERSION := 3.2.2
 NOTEBOOKS := $(wildcard book/*.ipynb)
 INDEX    := _build/html/index.html
 
-.PHONY: book test setup unit ledger nbval build-strict browser lab bench clean
+.PHONY: book test setup unit ledger markers nbval build-strict browser portability lab bench clean
 
 setup: $(STAMP) $(MATHJAX)
 
@@ -43,6 +44,10 @@ book: setup ledger
 unit: $(STAMP)
 	$(PY) -m pytest tests -q
 
+# every NBVAL_* marker well formed, ignored outputs rare and justified, no round-off digits stored
+markers: $(STAMP)
+	$(PY) tools/check_notebooks.py
+
 nbval: $(STAMP)
 	$(PY) -m pytest -q --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg $(NOTEBOOKS)
 
@@ -56,7 +61,11 @@ browser: $(STAMP)
 	test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 	$(PY) tools/browser_check.py _build/html
 
-test: setup unit ledger nbval build-strict browser
+# unit tests and nbval again with OPENBLAS_CORETYPE / ATEN_CPU_CAPABILITY switched (tools/portability.py)
+portability: $(STAMP)
+	$(PY) tools/portability.py
+
+test: setup unit ledger markers nbval build-strict browser portability
 	@echo "make test: all checks passed"
 
 lab: $(STAMP)

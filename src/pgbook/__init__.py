@@ -15,6 +15,8 @@ One module per topic, each naming the chapter and equations it implements:
 * :mod:`pgbook.gae` — generalized advantage estimation with termination and truncation (ch. 8).
 * :mod:`pgbook.agents_common`, :mod:`pgbook.a2c`, :mod:`pgbook.ppo`, :mod:`pgbook.train` — the
   A2C and PPO agents on gymnasium and their command line (ch. 9–10).
+* :mod:`pgbook.reproducibility` — what a run's exact digits depend on, and round-off printed as
+  a checked bound (all chapters; ch. 9–10's remark on determinism).
 
 The public API used across chapters: :func:`random_mdp`, :func:`policy_gradient`,
 :func:`pgbook.baselines.optimal_baseline`, :func:`pgbook.surrogate.cpi_objective`,
