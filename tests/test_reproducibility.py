@@ -24,7 +24,7 @@ def test_bound_fails_when_the_error_is_not_below(error):
         bound(error, 1e-12)
 
 
-@pytest.mark.parametrize("tol", [0, -1e-12, math.inf, math.nan, True, "1e-12"])
+@pytest.mark.parametrize("tol", [0, -1e-12, math.inf, math.nan, True, "1e-12", 2.5e-7, 1.5e-12])
 def test_bound_rejects_a_bad_tolerance(tol):
     with pytest.raises(ValueError, match="tol"):
         bound(0.0, tol)

@@ -77,6 +77,8 @@ def bound(error, tol: float) -> str:
     """
     if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and math.isfinite(tol) and tol > 0):
         raise ValueError(f"tol must be a positive finite number, got {tol!r}")
+    if float(f"{tol:.0e}") != tol:  # the printed bound must be the checked one: 2.5e-7 would print as 2e-7
+        raise ValueError(f"tol must have one significant digit (like 1e-12 or 5e-8), got {tol!r}")
     value = abs(float(error.item() if hasattr(error, "item") else error))
     if not value < tol:  # also fails for NaN
         raise AssertionError(f"error {value:.3e} is not below {tol:g}")
