@@ -4,6 +4,10 @@
 claim labelled ``eq-pg-theorem`` in the book, and how. ``tools/ledger.py`` collects these
 markers (``pytest --collect-only --claims-json=FILE``) to build the *Verification ledger* page
 and to fail when a labelled claim has no test or a test names a label the book lacks.
+
+``--claim LABEL`` (repeatable) keeps only the tests that carry one of the labels; the mutation
+suite (``tools/mutants.py``) runs a claim's tests against a wrongly edited copy of the package,
+and ``--mutant-check`` makes sure that copy, not ``src/pgbook``, is the one imported.
 """
 
 from __future__ import annotations
@@ -47,6 +51,17 @@ def _one_torch_thread():
 
 def pytest_addoption(parser):
     parser.addoption("--claims-json", default=None, help="write the claim markers of collected tests to this file")
+    parser.addoption("--claim", action="append", default=[], help="run only the tests that check this claim label")
+    parser.addoption("--mutant-check", default=None, help="fail unless pgbook is imported from outside src/ (mutation runs)")
+
+
+def pytest_configure(config):
+    if config.getoption("--mutant-check"):
+        import pgbook
+
+        src = pathlib.Path(__file__).resolve().parents[1] / "src"
+        if pathlib.Path(pgbook.__file__).resolve().is_relative_to(src):
+            raise pytest.UsageError(f"--mutant-check: pgbook was imported from {pgbook.__file__}, not the mutated copy")
 
 
 def _claims(item):
@@ -70,3 +85,8 @@ def pytest_collection_modifyitems(session, config, items):
             records.append({"nodeid": item.nodeid, "doc": doc[0] if doc else "", **claim})
     if path:
         pathlib.Path(path).write_text(json.dumps(records, indent=1))
+    wanted = set(config.getoption("--claim"))
+    if wanted:
+        keep = [item for item in items if any(wanted & set(c["labels"]) for c in _claims(item))]
+        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+        items[:] = keep

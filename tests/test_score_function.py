@@ -91,6 +91,7 @@ def test_expected_score_tabular_is_zero(c):
     S, A, seed, scale = c
     theta = random_theta(S, A, seed, scale)
     np.testing.assert_allclose(F.expected_score(theta), 0.0, atol=1e-15)
+    _score_is_the_gradient_of_log_pi(theta)  # a multiple of the score would have mean zero too
 
 
 @pytest.mark.claim("eq-score-other-sampling", how="property")
@@ -214,6 +215,15 @@ def test_state_baseline_has_zero_mean(c):
     theta = random_theta(S, A, seed, scale)
     b = 10 * np.random.default_rng(seed).standard_normal(S)
     np.testing.assert_allclose(F.expected_score(theta, weights=b), 0.0, atol=1e-13)
+    _score_is_the_gradient_of_log_pi(theta)
+
+
+def _score_is_the_gradient_of_log_pi(theta):
+    """The score the expectations use is grad log pi (central differences), not a multiple of it."""
+    from pgbook.gradients import finite_difference_gradient
+
+    fd = finite_difference_gradient(policies.log_probs, theta)
+    np.testing.assert_allclose(policies.score(theta), fd, atol=1e-7 * max(1.0, np.abs(fd).max()))
 
 
 @pytest.mark.claim("prop-score-action-baseline", how="finite difference")
