@@ -15,7 +15,7 @@ MATHJAX_VERSION := 3.2.2
 NOTEBOOKS := $(wildcard book/*.ipynb)
 INDEX    := _build/html/index.html
 
-.PHONY: book test setup unit ledger markers nbval build-strict browser portability lab bench clean
+.PHONY: book test setup unit ledger markers nbval build-strict browser portability mutants lab bench clean
 
 setup: $(STAMP) $(MATHJAX)
 
@@ -67,6 +67,11 @@ portability: $(STAMP)
 
 test: setup unit ledger markers nbval build-strict browser portability
 	@echo "make test: all checks passed"
+
+# the mutation suite: every plausible wrong formula in tools/mutants.py must fail its claim's tests
+# (about 2 minutes; CI runs it after `make test`)
+mutants: $(STAMP)
+	$(PY) tools/mutants.py
 
 lab: $(STAMP)
 	$(PY) -m pip install --quiet -r requirements-lab.txt

@@ -177,6 +177,11 @@ def main(argv: list[str]) -> int:
     for label, claim in claims.items():
         if not by_label.get(label):
             problems.append(f"claim {label!r} ({claim.kind} in {claim.doc}) has no test")
+    mutants = _mutants_by_claim()
+    if toc_path == ROOT / "_toc.yml":
+        for label, ms in mutants.items():
+            if label not in claims:
+                problems.append(f"mutant {ms[0].name!r} (tools/mutants.py) breaks claim {label!r}, which no page states")
     if problems:
         print("Verification ledger: FAILED", file=sys.stderr)
         for p in problems:
@@ -185,12 +190,24 @@ def main(argv: list[str]) -> int:
     n_tests = len({r["nodeid"] for r in tests})
     print(f"Verification ledger: {len(claims)} claims, each checked; {n_tests} tests carry claim markers")
     if not check_only:
-        LEDGER.write_text(render(claims, by_label))
+        LEDGER.write_text(render(claims, by_label, mutants))
         print(f"wrote {LEDGER.relative_to(ROOT)}")
     return 0
 
 
-def render(claims: dict[str, Claim], by_label: dict[str, list[dict]]) -> str:
+def _mutants_by_claim() -> dict[str, list]:
+    """The mutation suite's wrong versions (tools/mutants.py), grouped by the claim they break."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from mutants import MUTANTS
+
+    out: dict[str, list] = defaultdict(list)
+    for m in MUTANTS:
+        out[m.claim].append(m)
+    return out
+
+
+def render(claims: dict[str, Claim], by_label: dict[str, list[dict]], mutants: dict[str, list] | None = None) -> str:
+    mutants = mutants or {}
     lines = [
         "# Verification ledger",
         "",
@@ -206,6 +223,11 @@ def render(claims: dict[str, Claim], by_label: dict[str, list[dict]]) -> str:
         "**Monte Carlo** (sampled, with stated sample size, seed and confidence interval),",
         "**property** (hypothesis property test over random instances), **reproduction** (re-running",
         "code and comparing with its recorded output).",
+        "",
+        "**Wrong versions rejected**: the mutation suite (`tools/mutants.py`, `make mutants`, run in",
+        "CI) edits the package into a plausible wrong formula — a missing discount, a transposed",
+        "matrix, a flipped sign — and runs the claim's tests against it; they must fail. Listed under",
+        f"each claim it applies to ({sum(len(v) for v in mutants.values())} wrong versions so far).",
         "",
     ]
     by_doc: dict[str, list[Claim]] = defaultdict(list)
@@ -224,6 +246,9 @@ def render(claims: dict[str, Claim], by_label: dict[str, list[dict]]) -> str:
             for base, rs in grouped.items():
                 cases = f" ({len(rs)} cases)" if len(rs) > 1 else ""
                 lines.append(f"- `{base}`{cases}" + (f" — {rs[0]['doc']}" if rs[0]["doc"] else ""))
+            if mutants.get(c.label):
+                wrong = "; ".join(f"{m.what} (`{m.name}`)" for m in mutants[c.label])
+                lines.append(f"- *Wrong versions rejected:* {wrong}.")
             lines.append("")
     return "\n".join(lines)
 

@@ -1,0 +1,183 @@
+"""The mutation suite: plausible wrong formulas, each of which the tests of the claim it breaks must reject.
+
+Usage: python tools/mutants.py [--list] [NAME ...]     (`make mutants`; default: every mutant)
+
+A claim is verified only if a wrong version of it fails its tests. Each :class:`Mutant` below is
+one such wrong version — a missing discount or ``1/(1-gamma)``, a transposed matrix, a flipped
+sign, ``min`` for ``max``, a truncation treated as a termination, a 5% biased estimator — written
+as a one-place edit of the package source. For each mutant this script copies ``src/pgbook`` to
+a temporary directory, applies the edit (which must match exactly once: a mutant whose target
+line has changed fails loudly instead of silently testing nothing), and runs the tests that carry
+the mutant's claim marker (``pytest tests --claim LABEL``, see ``tests/conftest.py``) against the
+mutated copy. The mutant is *caught* when those tests fail, and *survives* when they pass; a
+survivor means the claim's tests cannot tell the wrong formula from the right one. Exit status 0
+only if every mutant is caught. The verification ledger (``tools/ledger.py``) lists, for each
+claim, the mutants its tests reject.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "src" / "pgbook"
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str  #: short identifier
+    claim: str  #: the label of the claim the wrong formula breaks
+    path: str  #: file inside src/pgbook
+    old: str  #: the exact source text replaced (must occur once)
+    new: str  #: the wrong version
+    what: str  #: one line for the ledger
+
+
+MUTANTS: list[Mutant] = [
+    # ch01 — trajectories and the softmax score
+    Mutant("score-sign", "eq-softmax-score", "policies.py",
+           "np.eye(A)[None, :, :] - pi[:, None, :]", "np.eye(A)[None, :, :] + pi[:, None, :]",
+           "softmax score e_a + pi instead of e_a - pi"),
+    Mutant("traj-return-discount-shift", "eq-traj-prob", "mdp.py",
+           "return self.rewards @ gamma ** np.arange(H)", "return self.rewards @ gamma ** np.arange(1, H + 1)",
+           "trajectory return discounted from gamma^1 instead of gamma^0"),
+    Mutant("traj-prob-squared", "eq-log-derivative-trick", "mdp.py",
+           "prob = prob * mdp.P[states[:, :-1], actions[:, :-1], states[:, 1:]].prod(axis=1)",
+           "prob = (prob * mdp.P[states[:, :-1], actions[:, :-1], states[:, 1:]].prod(axis=1)) ** 2",
+           "trajectory probabilities squared"),
+    # ch02 — the policy gradient theorem
+    Mutant("pg-normalised-visitation", "eq-pg-visitation", "gradients.py",
+           'return np.einsum("s,sa,saxy,sa->xy", eta, pi, policies.score(theta), Q)',
+           'return (1 - mdp.gamma) * np.einsum("s,sa,saxy,sa->xy", eta, pi, policies.score(theta), Q)',
+           "visitation d = (1-gamma) eta in place of eta (missing 1/(1-gamma))"),
+    Mutant("visitation-transposed", "eq-visitation", "mdp.py",
+           "return np.linalg.solve(_bellman_matrix(mdp, pi).T, mdp.p0)",
+           "return np.linalg.solve(_bellman_matrix(mdp, pi), mdp.p0)",
+           "eta from (I - gamma P_pi) eta = p0: the transition matrix not transposed"),
+    Mutant("reinforce-5pct-bias", "thm-policy-gradient", "gradients.py",
+           "return policies.weighted_score_sum(theta, states, actions, weights)",
+           "return policies.weighted_score_sum(theta, states, actions, 1.05 * weights)",
+           "REINFORCE estimator biased by +5%"),
+    # ch03 — the score-function identity
+    Mutant("score-times-minus-3", "eq-score-other-sampling", "score_function.py",
+           'return np.einsum("sa,sa,saxy->sxy", q, w, policies.score(theta))',
+           'return np.einsum("sa,sa,saxy->sxy", q, -3.0 * w, policies.score(theta))',
+           "expected score with the score replaced by -3 x score"),
+    Mutant("score-scaled-zero-mean", "thm-score-zero-mean", "policies.py",
+           "np.eye(A)[None, :, :] - pi[:, None, :]", "-3.0 * (np.eye(A)[None, :, :] - pi[:, None, :])",
+           "tabular score replaced by -3 x score (its mean is zero too)"),
+    Mutant("score-scaled-baseline", "eq-score-baseline", "policies.py",
+           "np.eye(A)[None, :, :] - pi[:, None, :]", "-3.0 * (np.eye(A)[None, :, :] - pi[:, None, :])",
+           "tabular score replaced by -3 x score, under a state baseline"),
+    # ch04 — baselines
+    Mutant("optimal-baseline-plus-one", "thm-optimal-baseline", "baselines.py",
+           "w = pi * score_sq_norms(theta)", "w = pi * (score_sq_norms(theta) + 1.0)",
+           "optimal baseline weighted by ||score||^2 + 1 instead of ||score||^2"),
+    # ch06 — the CPI surrogate and TRPO's bound
+    Mutant("trpo-coefficient-one-power", "thm-cpi-trpo-bound", "surrogate.py",
+           "return 4.0 * eps * mdp.gamma / (1.0 - mdp.gamma) ** 2",
+           "return 4.0 * eps * mdp.gamma / (1.0 - mdp.gamma)",
+           "TRPO's penalty coefficient with one power of 1/(1-gamma) missing"),
+    # ch07 — clipping
+    Mutant("clip-max", "eq-clip-cases", "clipping.py",
+           "return np.minimum(ratio * advantages, np.clip(ratio, 1.0 - eps, 1.0 + eps) * advantages)",
+           "return np.maximum(ratio * advantages, np.clip(ratio, 1.0 - eps, 1.0 + eps) * advantages)",
+           "clipped objective with max in place of min"),
+    # ch08 — GAE
+    Mutant("td-bootstrap-after-termination", "eq-gae-truncation", "gae.py",
+           'return floats["rewards"] + gamma * not_term * floats["next_values"] - floats["values"]',
+           'return floats["rewards"] + gamma * floats["next_values"] - floats["values"]',
+           "TD error bootstraps after a termination (termination treated as truncation)"),
+    Mutant("gae-no-cut-at-episode-end", "eq-gae-recursion", "gae.py",
+           "advantages = _backward(deltas, (gamma * lam) * (~end).astype(np.float64))",
+           "advantages = _backward(deltas, (gamma * lam) * np.ones_like(deltas))",
+           "GAE recursion runs across episode ends"),
+    Mutant("gae-moments-no-gamma", "eq-gae-mean", "gae.py",
+           "c = mdp.gamma * lam", "c = lam",
+           "tabular GAE mean with decay lambda instead of gamma lambda"),
+    # ch09 — A2C
+    Mutant("a2c-value-loss-abs", "eq-a2c-value-loss", "a2c.py",
+           "value = (returns.detach() - values).pow(2).mean()",
+           "value = (returns.detach() - values).abs().mean()",
+           "value loss |G - V| instead of (G - V)^2"),
+    Mutant("a2c-entropy-sign", "eq-a2c-total-loss", "a2c.py",
+           "total = policy + vf_coef * value - ent_coef * entropy  # eq-a2c-total-loss",
+           "total = policy + vf_coef * value + ent_coef * entropy  # eq-a2c-total-loss",
+           "entropy bonus with the wrong sign (the entropy is minimised)"),
+    # ch10 — PPO
+    Mutant("ppo-clip-max", "eq-ppo-loss", "ppo.py",
+           "return torch.min(ratio * advantages, torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantages)",
+           "return torch.max(ratio * advantages, torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantages)",
+           "PPO's clipped surrogate with max in place of min"),
+    Mutant("ppo-approx-kl-sign", "eq-ppo-approx-kl", "ppo.py",
+           "approx_kl = ((ratio - 1.0) - log_ratio).mean(-1)", "approx_kl = ((ratio - 1.0) + log_ratio).mean(-1)",
+           "approx-KL estimator (r - 1) + log r"),
+]
+
+
+def _mutated_copy(mutant: Mutant, where: Path) -> Path:
+    target = where / "pgbook"
+    shutil.copytree(PACKAGE, target, ignore=shutil.ignore_patterns("__pycache__"))
+    path = target / mutant.path
+    source = path.read_text()
+    count = source.count(mutant.old)
+    if count != 1:
+        raise RuntimeError(f"mutant {mutant.name}: the text to replace occurs {count} times in src/pgbook/{mutant.path}")
+    path.write_text(source.replace(mutant.old, mutant.new))
+    return where
+
+
+def run(mutant: Mutant) -> tuple[Mutant, str, float, str]:
+    """Returns (mutant, 'caught' | 'SURVIVED' | 'ERROR', seconds, last lines of pytest's output)."""
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=f"mutant-{mutant.name}-") as tmp:
+        try:
+            _mutated_copy(mutant, Path(tmp))
+        except RuntimeError as exc:
+            return mutant, "ERROR", time.perf_counter() - start, str(exc)
+        env = dict(os.environ, PYTHONPATH=tmp + os.pathsep + os.environ.get("PYTHONPATH", ""), PYTHONDONTWRITEBYTECODE="1")
+        cmd = [sys.executable, "-m", "pytest", "tests", "-q", "-x", "-p", "no:cacheprovider", "--claim", mutant.claim,
+               "--mutant-check", mutant.path]
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    tail = "\n".join(proc.stdout.strip().splitlines()[-3:])
+    status = {0: "SURVIVED", 1: "caught"}.get(proc.returncode, "ERROR")
+    return mutant, status, time.perf_counter() - start, tail
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help="run only these mutants")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--jobs", type=int, default=2, help="mutants run in parallel (default 2)")
+    args = parser.parse_args(argv)
+    unknown = set(args.names) - {m.name for m in MUTANTS}
+    if unknown:
+        parser.error(f"unknown mutants: {sorted(unknown)}")
+    chosen = [m for m in MUTANTS if not args.names or m.name in args.names]
+    if args.list:
+        for m in chosen:
+            print(f"{m.name:34s} {m.claim:28s} {m.what}")
+        return 0
+    start = time.perf_counter()
+    failed = 0
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        for mutant, status, seconds, tail in pool.map(run, chosen):
+            print(f"{status:8s} {mutant.name:34s} claim {mutant.claim:28s} {seconds:5.1f} s  ({mutant.what})", flush=True)
+            if status != "caught":
+                failed += 1
+                print("         " + tail.replace("\n", "\n         "))
+    print(f"mutants: {len(chosen) - failed} of {len(chosen)} caught in {time.perf_counter() - start:.0f} s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
