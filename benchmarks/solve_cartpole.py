@@ -57,7 +57,7 @@ VARIANTS = {
         "default": {},
         "no-clip": {"clip_eps": math.inf},  # chapter 10: the unclipped surrogate L^CPI, 20 epochs
         "lam=0": {"lam": 0.0},  # chapter 8's bias end: one-step TD advantages
-        "lam=1": {"lam": 1.0},  # chapter 8's variance end: Monte Carlo advantages
+        "lam=1": {"lam": 1.0},  # chapter 8's low-bias end: returns to the rollout cut, bootstrapped there (not Monte Carlo)
     },
     "a2c": {
         "default": {},
