@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 import sympy as sp
@@ -91,25 +93,80 @@ def test_support_failure_monte_carlo():
     assert not ci.contains(float(P_SUP @ F_SUP))
 
 
+def _variance_formula(f, p, q, mean):
+    """The right side of eq-is-variance with the given mean: sum_{q>0} p^2 f^2 / q - mean^2."""
+    pos = q > 0
+    return float(np.sum(p[pos] ** 2 * f[pos] ** 2 / q[pos]) - mean**2)
+
+
+def _variance_by_enumeration(f, p, q):
+    """The variance of the values p f / q that q can draw, with probabilities q (numpy.cov)."""
+    pos = q > 0
+    wf = p[pos] / q[pos] * f[pos]
+    return float(np.cov(wf, aweights=q[pos], bias=True)) if pos.sum() > 1 else 0.0
+
+
 @pytest.mark.claim("eq-is-variance", how="property")
 @settings(max_examples=60, deadline=None)
-@given(pq_cases)
-def test_is_variance_formula(c):
-    """Var_q[w f] = sum p^2 f^2 / q - (E_p f)^2 equals the q-weighted variance from numpy.cov."""
+@given(pq_cases, st.integers(0, 7))
+def test_is_variance_formula(c, n_holes):
+    """Var_q[w f] = sum_{q>0} p^2 f^2 / q - (sum_{q>0} p f)^2 equals the enumerated variance, with or without support."""
     K, seed, alpha = c
     p, q = _dist(K, seed, alpha), _dist(K, seed + 1, alpha)
+    holes = np.random.default_rng(seed + 3).choice(K, size=min(n_holes, K - 1), replace=False)
+    q[holes] = 0.0  # q cannot draw these outcomes (n_holes = 0: full support)
+    q /= q.sum()
     f = np.random.default_rng(seed + 2).standard_normal(K)
-    wf = p / q * f
-    direct = float(np.cov(wf, aweights=q, bias=True)) if K > 1 else 0.0
-    assert I.is_variance(f, p, q) == pytest.approx(direct, rel=1e-9, abs=1e-12)
+    direct = _variance_by_enumeration(f, p, q)
+    second = float(np.sum(p[q > 0] ** 2 * f[q > 0] ** 2 / q[q > 0]))
+    tol = 1e-10 * (1.0 + second)  # the difference of moments cancels: round-off relative to the second moment
+    assert _variance_formula(f, p, q, I.is_expectation(f, p, q)) == pytest.approx(direct, abs=tol)
+    assert I.is_variance(f, p, q) == pytest.approx(direct, rel=1e-9, abs=tol)
+    assert I.is_variance(f, p, q) >= 0.0  # the centred form needs no clamp
+
+
+@pytest.mark.claim("eq-is-variance", how="enumeration")
+def test_is_variance_support_counterexample_exact():
+    """On the support counterexample Var_q[w f] = 8/75 exactly; subtracting (E_p f)^2 gives -622/75, clamping gives 0."""
+    p = [Fraction(1, 2), Fraction(3, 10), Fraction(1, 5)]
+    q = [Fraction(3, 5), Fraction(2, 5), Fraction(0)]
+    f = [Fraction(1), Fraction(2), Fraction(10)]
+    drawn = [x for x in range(3) if q[x] > 0]
+    value = {x: p[x] / q[x] * f[x] for x in drawn}
+    mean_q = sum(q[x] * value[x] for x in drawn)  # E_q[w f] = sum_{q>0} p f
+    var_enum = sum(q[x] * (value[x] - mean_q) ** 2 for x in drawn)  # by enumeration of q's support
+    second = sum(p[x] ** 2 * f[x] ** 2 / q[x] for x in drawn)
+    assert mean_q == sum(p[x] * f[x] for x in drawn) == Fraction(11, 10)
+    assert var_enum == Fraction(8, 75)
+    assert second - mean_q**2 == var_enum  # eq-is-variance, exactly
+    assert I.is_variance(F_SUP, P_SUP, Q_SUP) == pytest.approx(8 / 75, abs=1e-15)
+    assert _variance_formula(F_SUP, P_SUP, Q_SUP, I.is_expectation(F_SUP, P_SUP, Q_SUP)) == pytest.approx(8 / 75, abs=1e-14)
+    # deliberately wrong variants: minus (E_p f)^2, as the equation once read, and that value clamped at 0
+    mean_p = sum(p[x] * f[x] for x in range(3))
+    wrong = second - mean_p**2
+    assert wrong == Fraction(-622, 75)
+    assert _variance_formula(F_SUP, P_SUP, Q_SUP, float(P_SUP @ F_SUP)) == pytest.approx(-622 / 75, abs=1e-13)
+    assert abs(float(wrong) - I.is_variance(F_SUP, P_SUP, Q_SUP)) > 8
+    assert abs(max(float(wrong), 0.0) - I.is_variance(F_SUP, P_SUP, Q_SUP)) > 0.1
+
+
+@pytest.mark.claim("eq-is-variance", how="Monte Carlo")
+def test_is_variance_support_counterexample_monte_carlo():
+    """n = 100 000 draws (seed 1): the 99.9% CI of mean (w f - E_q[w f])^2 contains 8/75, excludes 0 and the MSE."""
+    samples = I.is_samples(F_SUP, P_SUP, Q_SUP, 100_000, seed=1)
+    ci = mean_ci((samples - I.is_expectation(F_SUP, P_SUP, Q_SUP)) ** 2, level=0.999)
+    assert ci.contains(I.is_variance(F_SUP, P_SUP, Q_SUP))
+    assert not ci.contains(0.0)  # the clamped (E_p f)^2 version
+    # centring at E_p f instead gives the mean squared error, variance + bias^2 = 8/75 + 4
+    assert not ci.contains(I.is_variance(F_SUP, P_SUP, Q_SUP) + (float(P_SUP @ F_SUP) - 1.1) ** 2)
 
 
 @pytest.mark.claim("eq-is-variance", how="Monte Carlo")
 def test_is_variance_monte_carlo():
-    """n = 200 000 draws (seed 2): the 99.9% CI of the mean of (w f)^2 contains Var_q[w f] + (E_p f)^2."""
+    """n = 200 000 draws (seed 2): the 99.9% CI of the mean of (w f)^2 contains Var_q[w f] + (E_q[w f])^2."""
     p, q = _dist(6, 3), _dist(6, 4)
     f = np.linspace(-1.0, 2.0, 6)
-    second = I.is_variance(f, p, q) + float(p @ f) ** 2
+    second = I.is_variance(f, p, q) + I.is_expectation(f, p, q) ** 2
     ci = mean_ci(I.is_samples(f, p, q, 200_000, seed=2) ** 2, level=0.999)
     assert ci.contains(second)
     # deliberately wrong variant: the variance without weights, Var_q[f] + (E_p f)^2, is excluded
@@ -246,6 +303,87 @@ def test_trajectory_kl_is_sum_of_policy_kls(S, A, H, seed):
     assert I.ess_fraction(new.prob, old.prob) <= np.exp(-kl_traj)
 
 
+# The chapter's trajectory-KL example: 2 states, 2 actions, gamma = 0.9, a nearby old policy.
+def _chapter_traj_kl_case():
+    mdp = M.random_mdp(2, 2, 0.9, seed=0)
+    theta_a = np.random.default_rng(2).standard_normal((2, 2))
+    theta_b = theta_a + 0.5 * np.random.default_rng(3).standard_normal((2, 2))
+    return mdp, policies.probs(theta_a), policies.probs(theta_b)
+
+
+def _traj_kl_cases():
+    yield _chapter_traj_kl_case()
+    for S, A, seed in ((3, 2, 4), (2, 3, 5)):
+        mdp = M.random_mdp(S, A, 0.9, seed)
+        yield mdp, policies.probs(random_theta(S, A, seed)), policies.probs(random_theta(S, A, seed + 50))
+
+
+@pytest.mark.claim("eq-is-traj-kl", "rem-is-traj-kl-growth", how="enumeration")
+def test_trajectory_kl_increments_by_enumeration():
+    """KL_H - KL_{H-1}, both by enumeration of all trajectories, is k_{H-1} = E_{s_{H-1} ~ pi}[KL(pi || pi_old)]."""
+    for mdp, pi, pi_old in _traj_kl_cases():
+        k = I.trajectory_kl_increments(mdp, pi, pi_old, 5)
+        previous = 0.0
+        for h in range(1, 6):
+            kl_h = I.kl_divergence(M.enumerate_trajectories(mdp, pi, h).prob, M.enumerate_trajectories(mdp, pi_old, h).prob)
+            assert kl_h - previous == pytest.approx(k[h - 1], abs=1e-12)
+            assert kl_h == pytest.approx(k[:h].sum(), rel=1e-11)
+            previous = kl_h
+
+
+@pytest.mark.claim("rem-is-traj-kl-growth", how="exact")
+def test_trajectory_kl_grows_linearly_only_asymptotically():
+    """H min k <= KL_H <= H max k; KL_H = H rate + C + o(1) with C != 0; neither H k_0 nor H rate is exact."""
+    for i, (mdp, pi, pi_old) in enumerate(_traj_kl_cases()):
+        kl_state = np.array([I.kl_divergence(pi[s], pi_old[s]) for s in range(mdp.n_states)])
+        k = I.trajectory_kl_increments(mdp, pi, pi_old, 400)
+        KL = np.cumsum(k)
+        H = np.arange(1, 401)
+        assert np.all(H * kl_state.min() <= KL * (1 + 1e-12)) and np.all(KL <= H * kl_state.max() * (1 + 1e-12))
+        rate = I.trajectory_kl_rate(mdp, pi, pi_old)
+        d = I.stationary_distribution(mdp, pi)
+        assert rate == pytest.approx(float(d @ kl_state), rel=1e-12)
+        assert abs(k[-1] - rate) < 1e-12  # k_t -> rate (geometrically: the chain is positive, hence aperiodic)
+        offset = KL[-1] - 400 * rate
+        assert abs((KL[199] - 200 * rate) - offset) < 1e-10  # KL_H - H rate is constant for large H
+        # deliberately wrong variants: exact linearity, KL_H = H k_0 or KL_H = H rate
+        assert abs(offset) > 1e-3
+        assert np.max(np.abs(KL[:6] - H[:6] * k[0])) > 1e-2
+        if i == 0:  # the chapter's numbers
+            assert abs(offset) > 0.1 and abs(KL[5] - 6 * k[0]) > 0.5
+
+
+@pytest.mark.claim("rem-is-traj-kl-growth", how="enumeration")
+def test_trajectory_kl_exactly_linear_from_stationary_start():
+    """With p0 = d_inf the state distribution never changes, and the enumerated KL_H equals H * rate exactly."""
+    for mdp, pi, pi_old in _traj_kl_cases():
+        d = I.stationary_distribution(mdp, pi)
+        stat = M.MDP(mdp.P, mdp.R, d, mdp.gamma)
+        rate = I.trajectory_kl_rate(mdp, pi, pi_old)
+        for h in range(1, 6):
+            kl_h = I.kl_divergence(M.enumerate_trajectories(stat, pi, h).prob, M.enumerate_trajectories(stat, pi_old, h).prob)
+            assert kl_h == pytest.approx(h * rate, rel=1e-11)
+        np.testing.assert_allclose(I.trajectory_kl_increments(stat, pi, pi_old, 50), rate, rtol=1e-11)
+
+
+def test_stationary_distribution():
+    """d P_pi = d, sum d = 1, p0 P_pi^t -> d; a chain with two closed classes raises ValueError."""
+    mdp, pi, _ = _chapter_traj_kl_case()
+    d = I.stationary_distribution(mdp, pi)
+    P_pi = M.policy_transition_matrix(mdp, pi)
+    np.testing.assert_allclose(d @ P_pi, d, atol=1e-14)
+    assert d.sum() == pytest.approx(1.0, abs=1e-14) and np.all(d > 0)
+    np.testing.assert_allclose(mdp.p0 @ np.linalg.matrix_power(P_pi, 200), d, atol=1e-12)
+    # a periodic chain (0 <-> 1) still has a unique stationary distribution
+    P = np.zeros((2, 1, 2))
+    P[0, 0, 1] = P[1, 0, 0] = 1.0
+    np.testing.assert_allclose(I.stationary_distribution(M.MDP(P, np.zeros((2, 1)), np.eye(2)[0], 0.9), np.ones((2, 1))), 0.5)
+    P = np.zeros((2, 1, 2))
+    P[0, 0, 0] = P[1, 0, 1] = 1.0  # two absorbing states
+    with pytest.raises(ValueError, match="no unique stationary distribution"):
+        I.stationary_distribution(M.MDP(P, np.zeros((2, 1)), np.eye(2)[0], 0.9), np.ones((2, 1)))
+
+
 def test_finite_visits_by_enumeration():
     """finite_visits(pi, H, c) equals sum_tau prob(tau) sum_t c^t 1[s_t = s] over every trajectory."""
     mdp = M.random_mdp(3, 2, 0.7, 5)
@@ -356,8 +494,101 @@ def test_gap_is_first_order_in_distance(S, A, gamma, seed):
     c1, c2 = slope(1e-4), slope(1e-3)
     assert c1 > 1e-3 * np.linalg.norm(G.policy_gradient(mdp, theta_old)) + 1e-6
     assert abs(c1 - c2) < 0.02 * c1
+    # the slope is ||D u|| with D = hess L - hess J at theta_old (thm-is-pg-at-old (ii))
+    assert c1 == pytest.approx(np.linalg.norm(I.is_gradient_gap_derivative(mdp, theta_old) @ u.ravel()), rel=1e-3)
     gap = I.is_gradient_gap(mdp, theta_old + 0.5 * u, theta_old).gap
     assert np.linalg.norm(gap) > 1e-4
+
+
+# The chapter's example for thm-is-pg-at-old: 3 states, 2 actions, gamma = 0.8.
+def _chapter_gap_case():
+    mdp = M.random_mdp(3, 2, 0.8, seed=1)
+    theta_old = np.random.default_rng(7).standard_normal((3, 2))
+    u = np.random.default_rng(8).standard_normal((3, 2))
+    return mdp, theta_old, u / np.linalg.norm(u)
+
+
+def _gap_cases():
+    yield _chapter_gap_case()
+    for S, A, gamma, seed in ((2, 2, 0.5, 0), (4, 3, 0.9, 1), (5, 2, 0.99, 2)):
+        u = np.random.default_rng(seed + 100).standard_normal((S, A))
+        yield M.random_mdp(S, A, gamma, seed), random_theta(S, A, seed), u / np.linalg.norm(u)
+
+
+def _logit_shifts(S, A):
+    """The S directions that add 1 to every logit of one state."""
+    for s in range(S):
+        shift = np.zeros((S, A))
+        shift[s] = 1.0
+        yield shift
+
+
+def _gap(mdp, theta, theta_old):
+    return I.is_policy_gradient(mdp, theta, theta_old) - G.policy_gradient(mdp, theta)
+
+
+@pytest.mark.claim("thm-is-pg-at-old", how="finite difference")
+def test_gap_derivative_is_jacobian_of_exact_gap():
+    """D = hess L - hess J (autograd) equals central differences of g_IS - grad J at theta_old; symmetric, shifts in its kernel."""
+    for mdp, theta_old, _ in _gap_cases():
+        S, A = theta_old.shape
+        D = I.is_gradient_gap_derivative(mdp, theta_old)
+        fd = G.finite_difference_gradient(lambda th: _gap(mdp, th, theta_old), theta_old).reshape(S * A, S * A)
+        assert relative_error(D, fd) < 1e-7
+        np.testing.assert_allclose(D, D.T, atol=1e-12)
+        for shift in _logit_shifts(S, A):
+            np.testing.assert_allclose(D @ shift.ravel(), 0.0, atol=1e-12)
+        sv = np.linalg.svd(D, compute_uv=False)
+        assert np.all(sv[S * (A - 1):] < 1e-12 * sv[0])  # rank <= S(A - 1)
+        # deliberately wrong variant: the Hessian of L alone (forgetting that grad J moves too)
+        hess_J = G.finite_difference_gradient(lambda th: G.policy_gradient(mdp, th), theta_old).reshape(S * A, S * A)
+        assert relative_error(D + hess_J, fd) > 0.05
+
+
+@pytest.mark.claim("thm-is-pg-at-old", how="exact")
+def test_gap_is_eps_D_u_plus_second_order():
+    """||gap(theta_old + eps u)/eps - D u|| falls tenfold per decade of eps; wrong slopes (hess L u, 1.1 D u, 0) do not."""
+    for mdp, theta_old, u in _gap_cases():
+        S, A = theta_old.shape
+        D = I.is_gradient_gap_derivative(mdp, theta_old)
+        Du = D @ u.ravel()
+        hess_J = G.finite_difference_gradient(lambda th: G.policy_gradient(mdp, th), theta_old).reshape(S * A, S * A)
+        wrong = {"hess L u": (D + hess_J) @ u.ravel(), "1.1 D u": 1.1 * Du, "0 (second order)": 0.0 * Du}
+        eps = [1e-2, 1e-3, 1e-4]
+        quotients = [_gap(mdp, theta_old + e * u, theta_old).ravel() / e for e in eps]
+        err = np.array([np.linalg.norm(g - Du) for g in quotients]) / np.linalg.norm(Du)
+        assert np.all(np.abs(err[:-1] / err[1:] - 10) < 1.0), err  # the remainder is O(eps^2)
+        assert err[-1] < 1e-3
+        for name, slope in wrong.items():
+            assert np.linalg.norm(quotients[-1] - slope) > 0.05 * np.linalg.norm(Du), name
+        # log-log slope 1, not 2
+        norms = [np.linalg.norm(g) * e for g, e in zip(quotients, eps)]
+        assert np.log(norms[0] / norms[2]) / np.log(eps[0] / eps[2]) == pytest.approx(1.0, abs=0.01)
+
+
+@pytest.mark.claim("thm-is-pg-at-old", how="exact")
+def test_gap_is_zero_along_logit_shifts():
+    """Adding a constant to one state's logits leaves pi unchanged: the gap is 0 at every eps, not just to first order."""
+    for mdp, theta_old, u in _gap_cases():
+        S, A = theta_old.shape
+        for shift in _logit_shifts(S, A):
+            for eps in (1e-3, 1.0, 5.0):
+                np.testing.assert_allclose(_gap(mdp, theta_old + eps * shift, theta_old), 0.0, atol=1e-12)
+        # deliberately wrong variant: a generic direction gives a non-zero gap
+        assert np.linalg.norm(_gap(mdp, theta_old + 1e-3 * u, theta_old)) > 1e-7
+
+
+@pytest.mark.claim("thm-is-pg-at-old", how="autograd")
+def test_gap_derivative_on_the_chapter_mdp():
+    """On the chapter's MDP, D has rank S(A-1) = 3 and norm ~0.48: the gap is first order in every policy-moving direction."""
+    mdp, theta_old, u = _chapter_gap_case()
+    D = I.is_gradient_gap_derivative(mdp, theta_old)
+    sv = np.linalg.svd(D, compute_uv=False)
+    assert sv[0] > 0.4 and sv[2] > 5e-5 and np.all(sv[3:] < 1e-12)
+    assert np.linalg.norm(D @ u.ravel()) > 0.2
+    # D vanishes when the per-step correction is exact (prop-is-pg-exact-cases): the wrong claim "D = 0" fails above
+    for exact_mdp in (mdp.with_gamma(0.0), _action_blind(mdp, 5)):
+        np.testing.assert_allclose(I.is_gradient_gap_derivative(exact_mdp, theta_old), 0.0, atol=1e-12)
 
 
 @pytest.mark.claim("err-is-gradient-equality", "err-is-state-shift", "eq-is-pg-gap", how="finite difference")
@@ -536,6 +767,21 @@ def test_bad_gradient_inputs_raise():
         I.trajectory_is_gradient(mdp, good, np.zeros((2, 3)), 3)
     with pytest.raises(ValueError, match="horizon=30 gives"):
         I.trajectory_is_gradient(mdp, good, good, 30)
+    with pytest.raises(ValueError, match="theta_old must have shape"):
+        I.is_gradient_gap_derivative(mdp, np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="theta_old contains NaN"):
+        I.is_gradient_gap_derivative(mdp, np.array([[np.nan, 0.0], [0.0, 0.0]]))
+    half = np.full((2, 2), 0.5)
+    with pytest.raises(ValueError, match="pi_old must be positive wherever pi is"):
+        I.trajectory_kl_increments(mdp, half, np.array([[1.0, 0.0], [0.5, 0.5]]), 3)
+    with pytest.raises(ValueError, match="pi_old must be positive wherever pi is"):
+        I.trajectory_kl_rate(mdp, half, np.array([[1.0, 0.0], [0.5, 0.5]]))
+    with pytest.raises(ValueError, match="horizon must be an integer"):
+        I.trajectory_kl_increments(mdp, half, half, 0)
+    with pytest.raises(ValueError, match="pi_old must sum to 1"):
+        I.trajectory_kl_increments(mdp, half, np.full((2, 2), 0.6), 3)
+    with pytest.raises(ValueError, match="pi must have shape"):
+        I.stationary_distribution(mdp, np.full((3, 2), 0.5))
 
 
 # --------------------------------------------------------------------------------------------

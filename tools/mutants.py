@@ -82,6 +82,14 @@ MUTANTS: list[Mutant] = [
     Mutant("optimal-baseline-plus-one", "thm-optimal-baseline", "baselines.py",
            "w = pi * score_sq_norms(theta)", "w = pi * (score_sq_norms(theta) + 1.0)",
            "optimal baseline weighted by ||score||^2 + 1 instead of ||score||^2"),
+    # ch05 — importance sampling
+    Mutant("is-variance-centred-at-ep", "eq-is-variance", "importance.py",
+           "mean = float(np.sum(q[pos] * wf))", "mean = float(np.sum(p * f))",
+           "IS variance centred at E_p f, summing over q > 0 only"),
+    Mutant("is-pg-normalised-visitation", "thm-is-pg-at-old", "importance.py",
+           "        eta_old = _mdp.discounted_visits(mdp, pi_old)",
+           "        eta_old = (1 - mdp.gamma) * _mdp.discounted_visits(mdp, pi_old)",
+           "IS gradient weighted by (1-gamma) eta_old (the normalised visitation)"),
     # ch06 — the CPI surrogate and TRPO's bound
     Mutant("trpo-coefficient-one-power", "thm-cpi-trpo-bound", "surrogate.py",
            "return 4.0 * eps * mdp.gamma / (1.0 - mdp.gamma) ** 2",

@@ -5,13 +5,18 @@ Chapter 5 (:doc:`/book/ch05_importance_sampling`). Equations implemented:
 * ``eq-is-identity`` — ``E_p[f] = E_q[(p/q) f]`` when ``q > 0`` wherever ``p f != 0``
   (:func:`is_expectation`, :func:`is_samples`);
 * ``eq-is-support-limit`` — without that support, ``E_q[w f] = sum_{x: q(x) > 0} p(x) f(x)``;
-* ``eq-is-variance`` — ``Var_q[w f] = sum_x p(x)^2 f(x)^2 / q(x) - (E_q[w f])^2``
+* ``eq-is-variance`` — ``Var_q[w f] = sum_{x: q(x) > 0} p(x)^2 f(x)^2 / q(x) - (E_q[w f])^2`` with
+  ``E_q[w f] = sum_{x: q(x) > 0} p(x) f(x)``, which is ``E_p[f]`` only under the support condition
   (:func:`is_variance`);
 * ``thm-is-kl-variance`` — ``Var_q[w] = chi2(p||q) >= exp(KL(p||q)) - 1``, so the effective
   sample size fraction ``1 / E_q[w^2]`` is at most ``exp(-KL)`` (:func:`kl_divergence`,
   :func:`chi2_divergence`, :func:`ess_fraction`, :func:`effective_sample_size`);
 * ``eq-is-traj-ratio`` — ``p(tau; pi) / p(tau; pi_old) = prod_t pi(a_t|s_t) / pi_old(a_t|s_t)``
   (:func:`per_step_ratios`, :func:`trajectory_ratio`);
+* ``eq-is-traj-kl``, ``rem-is-traj-kl-growth`` — the trajectory KL is the sum over ``t < H`` of
+  ``k_t = E_{s_t ~ pi}[KL(pi(.|s_t) || pi_old(.|s_t))]`` (:func:`trajectory_kl_increments`); it grows
+  like ``H`` times the stationary mean ``d_inf . KL`` only asymptotically (:func:`stationary_distribution`,
+  :func:`trajectory_kl_rate`);
 * ``eq-is-pg-notes`` — the importance-weighted policy gradient as the source notes write it, with
   the discounted state weighting ``gamma^t``::
 
@@ -23,6 +28,8 @@ Chapter 5 (:doc:`/book/ch05_importance_sampling`). Equations implemented:
   (:func:`is_policy_gradient`, exact; :func:`is_gradient_samples`, sampled);
 * ``eq-is-pg-gap`` — its gap to the exact ``grad J(theta)`` split into a state-distribution-shift
   part and an advantage-shift part (:func:`is_gradient_gap`);
+* ``thm-is-pg-at-old`` — the gap is ``g_IS(theta_old + eps u) - grad J(theta_old + eps u) = eps D u + O(eps^2)``
+  with ``D = (hess L - hess J)(theta_old)`` (:func:`is_gradient_gap_derivative`);
 * ``eq-is-pg-trajectory`` — the exact trajectory-level correction ``grad J_H(theta) =
   E_{tau ~ pi_old}[rho(tau) R(tau) sum_t grad log pi_theta(a_t|s_t)]`` by enumeration
   (:func:`trajectory_is_gradient`).
@@ -53,11 +60,15 @@ __all__ = [
     "effective_sample_size",
     "per_step_ratios",
     "trajectory_ratio",
+    "stationary_distribution",
+    "trajectory_kl_increments",
+    "trajectory_kl_rate",
     "finite_visits",
     "is_policy_gradient",
     "is_gradient_samples",
     "ISGradientGap",
     "is_gradient_gap",
+    "is_gradient_gap_derivative",
     "trajectory_is_gradient",
 ]
 
@@ -112,15 +123,21 @@ def is_expectation(f, p, q) -> float:
 def is_variance(f, p, q) -> float:
     """Exact variance of one weighted sample ``w(x) f(x)``, ``x ~ q`` (eq. ``eq-is-variance``).
 
-    ``Var_q[w f] = sum_{q > 0} p^2 f^2 / q - (E_q[w f])^2``. The mean of ``n`` independent weighted
-    samples has variance ``is_variance(f, p, q) / n``.
+    ``Var_q[w f] = sum_{q > 0} p^2 f^2 / q - (E_q[w f])^2`` with ``E_q[w f] = sum_{q > 0} p f``
+    (:func:`is_expectation`): both sums run over the outcomes ``q`` can draw. The mean is ``E_p[f]``
+    only under the support condition; subtracting ``(E_p f)^2`` without it is wrong and can even be
+    negative (``-622/75`` instead of ``8/75`` on the chapter's support counterexample).
+
+    Computed in the centred form ``sum_{q > 0} q (w f - E_q[w f])^2``: the same number without the
+    cancellation of the difference of moments, and non-negative term by term, so no clamp is needed.
+    The mean of ``n`` independent weighted samples has variance ``is_variance(f, p, q) / n``.
     """
     p, q = _check_pq(p, q)
     f = _check_f(f, p)
-    w = importance_weights(p, q)
-    second = float(np.sum(q * (w * f) ** 2))
-    mean = float(np.sum(q * w * f))
-    return max(second - mean**2, 0.0)
+    pos = q > 0
+    wf = p[pos] / q[pos] * f[pos]  # the values q can draw, with probabilities q[pos]
+    mean = float(np.sum(q[pos] * wf))
+    return float(np.sum(q[pos] * (wf - mean) ** 2))
 
 
 def is_samples(f, p, q, n: int, seed: int) -> np.ndarray:
@@ -229,6 +246,64 @@ def trajectory_ratio(pi, pi_old, states, actions) -> np.ndarray:
     and the transition probabilities are the same in numerator and denominator and cancel.
     """
     return np.prod(per_step_ratios(pi, pi_old, states, actions), axis=-1)
+
+
+def _policy_kls(pi: np.ndarray, pi_old: np.ndarray) -> np.ndarray:
+    """Per-state ``KL(pi(.|s) || pi_old(.|s))``; ``ValueError`` if ``pi_old = 0`` where ``pi > 0``."""
+    pos = pi > 0
+    if np.any(pi_old[pos] == 0):
+        raise ValueError("pi_old must be positive wherever pi is (the KL would be infinite)")
+    terms = np.zeros_like(pi)
+    terms[pos] = pi[pos] * (np.log(pi[pos]) - np.log(pi_old[pos]))
+    return terms.sum(axis=1)
+
+
+def stationary_distribution(mdp: _mdp.MDP, pi) -> np.ndarray:
+    """The stationary distribution ``d`` of the state chain of ``pi``: ``d P_pi = d``, ``sum d = 1``.
+
+    Solves ``d (I - P_pi + 1 1^T) = 1^T``, whose matrix is invertible exactly when the stationary
+    distribution is unique (one closed communicating class); raises ``ValueError`` otherwise.
+    """
+    pi = _mdp.check_policy(mdp, pi)
+    P_pi = _mdp.policy_transition_matrix(mdp, pi)
+    S = mdp.n_states
+    mat = np.eye(S) - P_pi + np.ones((S, S))
+    if np.linalg.cond(mat) > 1e12:
+        raise ValueError("pi: its state chain has no unique stationary distribution")
+    d = np.linalg.solve(mat.T, np.ones(S))
+    return d
+
+
+def trajectory_kl_increments(mdp: _mdp.MDP, pi, pi_old, horizon: int) -> np.ndarray:
+    """``k_t = E_{s_t ~ pi}[KL(pi(.|s_t) || pi_old(.|s_t))]`` for ``t < horizon``; shape ``(horizon,)``.
+
+    Their sum is the KL divergence between the trajectory distributions of ``pi`` and ``pi_old`` over
+    ``horizon`` steps (eq. ``eq-is-traj-kl``). ``k_t`` depends on ``t`` through the state distribution
+    ``Pr_pi(s_t = .)``: the sum is linear in the horizon only when that distribution is the same at
+    every step (rem. ``rem-is-traj-kl-growth``).
+    """
+    pi = _mdp.check_policy(mdp, pi)
+    pi_old = _mdp.check_policy(mdp, pi_old, "pi_old")
+    H = check_positive_int(horizon, "horizon")
+    kl = _policy_kls(pi, pi_old)
+    P_pi = _mdp.policy_transition_matrix(mdp, pi)
+    dist = np.array(mdp.p0, dtype=float)
+    out = np.zeros(H)
+    for t in range(H):
+        out[t] = dist @ kl
+        dist = dist @ P_pi
+    return out
+
+
+def trajectory_kl_rate(mdp: _mdp.MDP, pi, pi_old) -> float:
+    """``lim_H KL_H / H = sum_s d(s) KL(pi(.|s) || pi_old(.|s))`` with ``d`` the stationary distribution.
+
+    The asymptotic slope of the trajectory KL (rem. ``rem-is-traj-kl-growth``); ``ValueError`` when
+    the stationary distribution of ``pi``'s state chain is not unique.
+    """
+    pi = _mdp.check_policy(mdp, pi)
+    pi_old = _mdp.check_policy(mdp, pi_old, "pi_old")
+    return float(stationary_distribution(mdp, pi) @ _policy_kls(pi, pi_old))
 
 
 # --------------------------------------------------------------------------------------------
@@ -351,6 +426,34 @@ def is_gradient_gap(mdp: _mdp.MDP, theta, theta_old) -> ISGradientGap:
     state_shift = np.einsum("s,saxy,sa->xy", eta_old - eta_new, grad_pi, A_old)
     advantage_shift = np.einsum("s,saxy,sa->xy", eta_new, grad_pi, A_old - A_new)
     return ISGradientGap(g_is, exact, state_shift, advantage_shift)
+
+
+def is_gradient_gap_derivative(mdp: _mdp.MDP, theta_old) -> np.ndarray:
+    """``D = hess L(theta_old) - hess J(theta_old)``, shape ``(S*A, S*A)`` (thm. ``thm-is-pg-at-old``).
+
+    ``L(theta) = sum_s eta_old(s) sum_a pi_theta(a|s) A^{pi_old}(s, a)`` is the surrogate whose gradient
+    is ``g_IS(theta; theta_old)`` (eq. ``eq-is-pg-notes``). Since ``grad L = grad J`` at ``theta_old``,
+    ``g_IS(theta_old + eps u; theta_old) - grad J(theta_old + eps u) = eps D u + O(eps^2)``, with ``u``
+    flattened row-major (``D @ u.ravel()``). Both Hessians by torch autograd in float64, ``J`` through
+    the exact linear solve of :func:`pgbook.gradients.expected_return_torch`. ``D`` is symmetric and
+    ``D u = 0`` for every ``u`` that adds a constant to the logits of one state.
+    """
+    import torch
+
+    from .gradients import expected_return_torch
+
+    theta_old = _check_theta_for(mdp, theta_old, "theta_old")
+    S, A = theta_old.shape
+    pi_old = policies.probs(theta_old)
+    eta_old = torch.tensor(_mdp.discounted_visits(mdp, pi_old), dtype=torch.float64)
+    A_old = torch.tensor(_mdp.advantage_values(mdp, pi_old), dtype=torch.float64)
+
+    def l_minus_j(x):
+        th = x.reshape(S, A)
+        return torch.einsum("s,sa,sa->", eta_old, torch.softmax(th, dim=1), A_old) - expected_return_torch(mdp, th)
+
+    x0 = torch.tensor(theta_old.ravel(), dtype=torch.float64)
+    return torch.autograd.functional.hessian(l_minus_j, x0).numpy().copy()
 
 
 def trajectory_is_gradient(mdp: _mdp.MDP, theta, theta_old, horizon: int) -> np.ndarray:
