@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -186,35 +188,140 @@ def test_ratios_leave_the_interval_after_several_epochs():
     assert last.frac_outside > 0.5
 
 
-@settings(max_examples=60, deadline=None)
-@given(n=st.integers(2, 5), eps=st.sampled_from([0.1, 0.2, 0.3]), seed=st.integers(0, 10_000))
-@pytest.mark.claim("prop-clip-ratio-escape", how="property")
-def test_clip_maximum_and_where_it_is_attained(n, eps, seed):
-    """f_s <= eps sum pi_old |A|; the bound is attained by r = 1 - eps off G, r on G forced to mean >= 1 - eps + eps/p_G."""
+def vertex_maximum(pi_old, A, eps):
+    """max over the closed simplex of f(pi) = sum_a pi_old l^CLIP(pi/pi_old, A), by enumerating vertices.
+
+    f is a sum of one-variable concave piecewise-linear terms with one kink each (at (1 +- eps) pi_old(a)),
+    so its maximum on the simplex is at a point where all coordinates but one sit at 0 or at their kink.
+    Independent of pgbook.clipping.clip_supremum (no sorting, no knapsack)."""
+    n = len(pi_old)
+    kink = np.where(A > 0, (1 + eps) * pi_old, (1 - eps) * pi_old)
+    best = -np.inf
+    for free in range(n):
+        others = [a for a in range(n) if a != free]
+        for choice in itertools.product((0.0, 1.0), repeat=n - 1):
+            pi = np.zeros(n)
+            pi[others] = kink[others] * np.array(choice)
+            pi[free] = 1.0 - pi.sum()
+            if pi[free] >= 0.0:
+                best = max(best, float(pi_old @ C.clip_objective(pi / pi_old, A, eps)))
+    return best
+
+
+def clip_state_case(n, eps, regime, seed):
+    """A state with n actions, no zero advantage, mean-zero advantages, and p_G on the chosen side of 1/(1+eps)."""
     rng = np.random.default_rng(seed)
-    pi_old = rng.dirichlet(np.ones(n))
-    A = rng.standard_normal(n)
-    A -= pi_old @ A  # advantages have mean zero under pi_old
+    k = int(rng.integers(1, n))  # |G|
+    threshold = 1.0 / (1.0 + eps)
+    p_G = rng.uniform(0.02, threshold - 0.01) if regime == "attained" else rng.uniform(threshold + 0.01, 0.99)
+    pi_old = np.concatenate([p_G * rng.dirichlet(np.ones(k)), (1 - p_G) * rng.dirichlet(np.ones(n - k))])
+    A_G, A_N = rng.exponential(1.0, k) + 0.05, -(rng.exponential(1.0, n - k) + 0.05)
+    A_N *= (pi_old[:k] @ A_G) / -(pi_old[k:] @ A_N)  # sum_a pi_old A = 0
+    perm = rng.permutation(n)
+    return pi_old[perm], np.concatenate([A_G, A_N])[perm], rng
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    n=st.integers(2, 5),
+    eps=st.sampled_from([0.1, 0.2, 0.3]),
+    regime=st.sampled_from(["attained", "not attained"]),
+    seed=st.integers(0, 10_000),
+)
+@pytest.mark.claim("prop-clip-ratio-escape", how="property")
+def test_clip_supremum_in_both_regimes(n, eps, regime, seed):
+    """sup f_s = eps sum pi_old |A| iff p_G <= 1/(1+eps), else smaller and not attained; the ratios as stated in both regimes."""
+    pi_old, A, rng = clip_state_case(n, eps, regime, seed)
     good = A > 0
     p_G = pi_old[good].sum()
+    assert np.all(A != 0) and abs(pi_old @ A) < 1e-12
+
+    def f(pi):
+        return float(pi_old @ C.clip_objective(pi / pi_old, A, eps))
+
     bound = eps * pi_old @ np.abs(A)
-    # random ratio vectors (any policy: sum pi_old r = 1) never exceed the bound
-    for _ in range(20):
-        pi_new = rng.dirichlet(np.ones(n) * 0.5)
-        assert pi_old @ C.clip_objective(pi_new / pi_old, A, eps) <= bound + 1e-12
-    # p_G <= 1/2: r = 1 - eps off G, the rest of the mass on G (mean ratio 1 - eps + eps/p_G >= 1 + eps);
-    # p_G > 1/2: r = 1 + eps on G, the rest off G (ratio 1 - eps p_G/(1 - p_G) < 1 - eps). Both attain the bound.
-    if 0 < p_G <= 0.5:
-        r = np.where(good, 1 - eps + eps / p_G, 1 - eps)
-    elif 0.5 < p_G < 1 / (1 + eps):
-        r = np.where(good, 1 + eps, 1 - eps * p_G / (1 - p_G))
-    else:
-        return  # no negative advantage mass left to take from: nothing to construct
-    assert pi_old @ r == pytest.approx(1.0)
-    assert pi_old @ C.clip_objective(r, A, eps) == pytest.approx(bound, rel=1e-12)
-    assert r.max() >= 1 + eps - 1e-12 and r.min() <= 1 - eps + 1e-12
-    if abs(p_G - 0.5) > 1e-6:  # strictly outside the interval on one side
-        assert r.max() > 1 + eps or r.min() < 1 - eps
+    sup = float(C.clip_supremum(pi_old[None], A[None], eps)[0])
+    star = C.clip_sup_policy(pi_old[None], A[None], eps)[0]
+    # the supremum, against an independent enumeration of the vertices; the bound always holds
+    assert sup == pytest.approx(vertex_maximum(pi_old, A, eps), rel=1e-12, abs=1e-14)
+    assert f(star) == pytest.approx(sup, rel=1e-12, abs=1e-14) and sup <= bound + 1e-12
+    # full-support policies: random ones and mixtures with the point where the supremum is reached
+    policies_ = [rng.dirichlet(np.ones(n)) for _ in range(20)]
+    policies_ += [(1 - d) * star + d * rng.dirichlet(np.ones(n)) for d in (1e-1, 1e-2, 1e-4) for _ in range(5)]
+    for pi in policies_:
+        assert f(pi) <= sup + 1e-12
+    r_star = star / pi_old
+    if regime == "attained":  # p_G < 1/(1+eps)
+        assert sup == pytest.approx(bound, rel=1e-12)
+        assert np.all(star > 0)  # a softmax policy reaches it
+        on, off = star[good].sum() / p_G, star[~good].sum() / (1 - p_G)
+        assert on == pytest.approx(max(1 + eps, 1 - eps + eps / p_G), rel=1e-12)  # the bounds are tight
+        assert off == pytest.approx(min(1 - eps, 1 - eps * p_G / (1 - p_G)), rel=1e-12, abs=1e-12)
+        if abs(p_G - 0.5) > 1e-6:  # strictly outside the interval on one side
+            assert r_star.max() > 1 + eps or r_star.min() < 1 - eps
+        for pi in policies_:  # equality iff r >= 1 + eps on G and r <= 1 - eps off G; then the mean-ratio bounds
+            r = pi / pi_old
+            condition = np.all(r[good] >= 1 + eps) and np.all(r[~good] <= 1 - eps)
+            assert (f(pi) >= bound - 1e-12 * (1 + bound)) == condition
+            if condition:
+                assert pi[good].sum() / p_G >= max(1 + eps, 1 - eps + eps / p_G) - 1e-12
+                assert pi[~good].sum() / (1 - p_G) <= min(1 - eps, 1 - eps * p_G / (1 - p_G)) + 1e-12
+    else:  # p_G > 1/(1+eps): the claim "sup = eps sum pi_old |A|, attained" is false here
+        excess = (1 + eps) * p_G - 1
+        assert sup < bound and bound - sup >= excess * A[good].min() * (1 - 1e-9)
+        assert np.all(star[~good] == 0) and star[good].sum() == pytest.approx(1.0, rel=1e-14)
+        assert r_star[good].max() <= 1 + eps + 1e-12
+        assert star[good].sum() / p_G == pytest.approx(1 / p_G) and 1 < 1 / p_G < 1 + eps
+        caps = (1 + eps) * pi_old
+        for pi in policies_:  # the gap to the supremum controls the mass off G and above the caps
+            gap = sup - f(pi)
+            assert gap > 0
+            assert gap >= A[good].min() * (pi[~good].sum() + np.maximum(pi - caps, 0)[good].sum()) - 1e-12
+        for d in (1e-2, 1e-4, 1e-6):  # approached along (1 - d) star + d pi_old: off-G ratios d -> 0
+            pi_d = (1 - d) * star + d * pi_old
+            assert 0 < sup - f(pi_d) <= d * abs(sup) + 1e-12
+            assert np.allclose((pi_d / pi_old)[~good], d)
+
+
+@pytest.mark.claim("prop-clip-ratio-escape", how="exact")
+def test_clip_supremum_examples_of_the_review():
+    """pi_old = (0.5, 0.4, 0.1), A = (1, 1, -9), eps = 0.2: sup 0.28, not 0.36; limit ratios (10/9, 10/9, 0). Boundary p_G = 1/(1+eps)."""
+    pi_old, A = np.array([[0.5, 0.4, 0.1]]), np.array([[1.0, 1.0, -9.0]])
+    assert 0.2 * pi_old[0] @ np.abs(A[0]) == pytest.approx(0.36)
+    assert C.clip_supremum(pi_old, A, 0.2)[0] == pytest.approx(0.28, rel=1e-14)
+    assert np.allclose(C.clip_sup_policy(pi_old, A, 0.2) / pi_old, [[10 / 9, 10 / 9, 0.0]], rtol=1e-14)
+    # p_G = 0.8 = 1/(1 + 0.25): the bound is the supremum, reached only with zero probability off G
+    pi_old, A = np.array([[0.8, 0.2]]), np.array([[1.0, -4.0]])
+    assert C.clip_supremum(pi_old, A, 0.25)[0] == pytest.approx(0.25 * 1.6, rel=1e-14)
+    assert np.array_equal(C.clip_sup_policy(pi_old, A, 0.25), [[1.0, 0.0]])
+    for d in (0.1, 0.01, 1e-4):
+        pi = np.array([1 - d, d])
+        assert pi_old[0] @ C.clip_objective(pi / pi_old[0], A[0], 0.25) < 0.4
+
+
+@pytest.mark.claim("prop-clip-ratio-escape", how="exact")
+def test_exact_clip_ascent_when_the_supremum_is_not_attained():
+    """One-state MDP with the review's example: exact ascent on L^CLIP approaches 0.28 from below, off-G ratio -> 0, mean G ratio -> 1/p_G."""
+    mdp = M.MDP(np.ones((1, 3, 1)), np.array([[1.0, 1.0, -9.0]]), np.ones(1), 0.9)
+    theta_old = np.log(np.array([[0.5, 0.4, 0.1]]))
+    A = M.advantage_values(mdp, policies.probs(theta_old))
+    assert np.allclose(A, [[1.0, 1.0, -9.0]])
+    sup = C.state_clip_maxima(mdp, theta_old, EPS)[0]
+    assert sup == pytest.approx(0.28, rel=1e-12)
+    t = torch.tensor(theta_old, requires_grad=True)
+    opt = torch.optim.Adam([t], lr=0.05)
+    for step in range(1, 2001):
+        opt.zero_grad()
+        (-C.expected_clip_objective(mdp, t, theta_old, EPS)).backward()
+        opt.step()
+        if step % 100 == 0:
+            pi = policies.probs(t.detach().numpy())[0]
+            gap = sup - C.state_clip_objectives(mdp, t.detach().numpy(), theta_old, EPS)[0]
+            assert gap > 0 and gap >= 1.0 * pi[2] - 1e-12  # min_G A = 1, pi(G^c) = pi[2]
+    ratio = pi / np.array([0.5, 0.4, 0.1])
+    assert gap < 1e-3 and ratio[2] < 0.01
+    assert (0.5 * ratio[0] + 0.4 * ratio[1]) / 0.9 == pytest.approx(1 / 0.9, abs=1e-3)
+    assert ratio[:2].max() <= 1 + EPS
 
 
 @pytest.mark.claim("err-clip-trust-region", "prop-clip-ratio-escape", how="exact")
@@ -380,6 +487,39 @@ def test_penalties_and_constraints_on_the_trap_chain():
     for beta, worse in ((1.0, True), (3.0, False)):
         klpen = [C.expected_kl_penalty_objective(CHAIN, shared_logits(x), THETA_OLD_CHAIN, beta) for x in GRID]
         assert (J_at_argmax(klpen, GRID) < J_old) == worse
+
+
+@pytest.mark.claim("prop-clip-compare", "thm-clip-avg-divergence", how="exact")
+def test_average_kl_steps_on_the_trap_chain_degrade_boundedly():
+    """Trap chain: every average-KL and KL-penalty maximiser stays above its floor, yet delta = 0.01 and beta <= 1 lower J.
+
+    The floors are hundreds (delta) to tens of thousands (beta) of times below the actual loss."""
+    J_old = expected_return_of_theta(CHAIN, THETA_OLD_CHAIN)
+    grid = np.linspace(0.0, 1.0, 201)  # the chapter's grid
+    cpi = np.array([S.cpi_objective(CHAIN, shared_logits(x), THETA_OLD_CHAIN) for x in grid])
+    kl = np.array([S.mean_policy_kl(CHAIN, shared_logits(x), THETA_OLD_CHAIN) for x in grid])
+    losses = {}
+    for delta in (0.001, 0.01):
+        theta = shared_logits(grid[int(np.argmax(np.where(kl <= delta, cpi, -np.inf)))])
+        floor = S.trust_region_floor(CHAIN, theta, THETA_OLD_CHAIN, delta)
+        J = expected_return_of_theta(CHAIN, theta)
+        assert J >= floor
+        losses[("delta", delta)] = (J - J_old, floor - J_old)
+    for beta in (0.3, 1.0, 3.0, 10.0):
+        klpen = [C.expected_kl_penalty_objective(CHAIN, shared_logits(x), THETA_OLD_CHAIN, beta) for x in grid]
+        theta = shared_logits(grid[int(np.argmax(klpen))])
+        floor = S.kl_penalty_floor(CHAIN, theta, THETA_OLD_CHAIN, beta)
+        J = expected_return_of_theta(CHAIN, theta)
+        assert J >= floor
+        losses[("beta", beta)] = (J - J_old, floor - J_old)
+    # the wrong statement "an average-divergence step improves J": false for delta = 0.01 and beta = 0.3, 1
+    assert {k for k, (dJ, _) in losses.items() if dJ < 0} == {("delta", 0.01), ("beta", 0.3), ("beta", 1.0)}
+    dJ, floor = losses[("delta", 0.01)]
+    assert dJ == pytest.approx(-0.148, abs=5e-4) and floor == pytest.approx(-60.0, abs=0.05)  # glued in the chapter
+    assert 100 < floor / dJ < 1000
+    for beta in (0.3, 1.0):
+        dJ, floor = losses[("beta", beta)]
+        assert 1e4 < floor / dJ < 1e5
 
 
 # ------------------------------------------------------------------------------------------------
@@ -552,3 +692,25 @@ def test_bad_input_raises():
             C.run_clip_epochs(lambda p: p, theta, batch, **args)
     with pytest.raises(ValueError, match="batch"):
         C.run_clip_epochs(lambda p: p, theta, "batch", EPS, 1, 2, 0.01, 0)
+
+
+def test_clip_supremum_bad_input_raises():
+    """clip_supremum and clip_sup_policy reject bad tables with a ValueError naming the argument."""
+    p, A = np.array([[0.5, 0.5]]), np.array([[1.0, -1.0]])
+    for fn in (C.clip_supremum, C.clip_sup_policy):
+        with pytest.raises(ValueError, match="eps"):
+            fn(p, A, 0.0)
+        with pytest.raises(ValueError, match="pi_old"):
+            fn(np.array([0.5, 0.5]), A, EPS)
+        with pytest.raises(ValueError, match="pi_old"):
+            fn(np.array([[0.7, 0.7]]), A, EPS)
+        with pytest.raises(ValueError, match="pi_old must be positive"):
+            fn(np.array([[1.0, 0.0]]), A, EPS)
+        with pytest.raises(ValueError, match="advantages must have shape"):
+            fn(p, np.array([[1.0, -1.0, 0.0]]), EPS)
+        with pytest.raises(ValueError, match="advantages must have mean zero"):
+            fn(p, np.array([[1.0, 0.0]]), EPS)
+        with pytest.raises(ValueError, match="advantages"):
+            fn(p, np.array([[np.nan, 0.0]]), EPS)
+    assert np.array_equal(C.clip_sup_policy(p, np.zeros((1, 2)), EPS), p)  # no positive advantage: pi_old
+    assert C.clip_supremum(p, np.zeros((1, 2)), EPS)[0] == 0.0

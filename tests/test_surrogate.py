@@ -368,3 +368,129 @@ def test_bad_input_raises():
         S.trap_chain_mdp(3, 1.0, float("nan"), 0.9)
     with pytest.raises(ValueError, match="gamma"):
         S.trap_chain_mdp(3, 1.0, 1.0, 1.0)
+
+
+# ------------------------------------------------------------------------------------------------
+# The average-divergence bound of Achiam et al. (2017, CPO), chapter 7
+# ------------------------------------------------------------------------------------------------
+
+
+def average_divergence_cases():
+    """(mdp, theta, theta_old): dense random MDPs and nearly deterministic ones; the policy changed in every state,
+    in one random state, or only in the state that pi_old visits least (where an average over d_old sees little)."""
+    for seed in range(100):
+        rng = np.random.default_rng(seed)
+        nS, nA = int(rng.integers(2, 7)), int(rng.integers(2, 5))
+        gamma = (0.5, 0.9, 0.99)[seed % 3]
+        mdp = M.random_mdp(nS, nA, gamma, seed) if seed % 4 == 0 else S.random_sparse_mdp(nS, nA, gamma, seed, 0.1)
+        theta_old = rng.standard_normal((nS, nA))
+        rarest = int(np.argmin(M.discounted_state_distribution(mdp, policies.probs(theta_old))))
+        for scale in (0.1, 0.5, 1.0, 3.0, 10.0):
+            step = scale * rng.standard_normal((nS, nA))
+            yield mdp, theta_old + step, theta_old
+            for s in (int(rng.integers(nS)), rarest):
+                one = np.zeros((nS, 1))
+                one[s] = 1.0
+                yield mdp, theta_old + one * step, theta_old
+
+
+@pytest.mark.claim("thm-clip-avg-divergence", how="exact")
+def test_average_divergence_bound_holds_and_wrong_versions_fail():
+    """J - J_old >= L^CPI - 2 gamma eps'/(1-gamma)^2 E_d[TV] (and its KL form) on 1500 pairs; four wrong versions fail on some."""
+    wrong = {"no penalty": 0, "one 1/(1-gamma) fewer": 0, "TRPO's C alpha^2 with alpha = E_d[TV]": 0, "eps' -> E_d|abar|": 0}
+    count, tightest = 0, 0.0
+    for mdp, theta, theta_old in average_divergence_cases():
+        g = mdp.gamma
+        pi, pi_old = policies.probs(theta), policies.probs(theta_old)
+        J, J_old = expected_return_of_theta(mdp, theta), expected_return_of_theta(mdp, theta_old)
+        L = S.cpi_objective(mdp, theta, theta_old)
+        tol = 1e-10 / (1 - g) ** 2
+        tv_bound, kl_bound = S.cpo_lower_bound(mdp, theta, theta_old, "tv"), S.cpo_lower_bound(mdp, theta, theta_old, "kl")
+        assert J >= tv_bound - tol and tv_bound >= kl_bound - tol
+        # the same bound assembled from its parts: eps' from the advantage table, E_d[TV] from the two tables
+        abar = (pi * M.advantage_values(mdp, pi_old)).sum(axis=1)
+        d_old = M.discounted_state_distribution(mdp, pi_old)
+        mean_tv = d_old @ (0.5 * np.abs(pi - pi_old).sum(axis=1))
+        assert S.cpo_epsilon(mdp, theta, theta_old) == pytest.approx(np.abs(abar).max(), rel=1e-12)
+        assert S.mean_policy_tv(mdp, theta, theta_old) == pytest.approx(mean_tv, rel=1e-12)
+        penalty = 2 * g * np.abs(abar).max() / (1 - g) ** 2 * mean_tv
+        assert tv_bound == pytest.approx(J_old + L - penalty, rel=1e-12, abs=tol)
+        tightest = max(tightest, (J_old + L - J) / penalty)
+        wrong["no penalty"] += J < J_old + L - tol
+        wrong["one 1/(1-gamma) fewer"] += J < J_old + L - (1 - g) * penalty - tol
+        wrong["TRPO's C alpha^2 with alpha = E_d[TV]"] += J < J_old + L - S.trpo_penalty_coefficient(mdp, theta_old) * mean_tv**2 - tol
+        wrong["eps' -> E_d|abar|"] += J < J_old + L - penalty * (d_old @ np.abs(abar)) / np.abs(abar).max() - tol
+        count += 1
+    assert count == 1500
+    assert all(n >= 3 for n in wrong.values()), wrong
+    assert tightest > 0.3  # on some pair more than 30 % of the penalty is needed: the bound is not vacuous
+
+
+@pytest.mark.claim("thm-clip-avg-divergence", how="exact")
+def test_average_kl_step_and_kl_penalty_floors():
+    """Shared parameters: every theta with L^CPI >= 0 (resp. L^KLPEN >= 0) has J above the floor; J < J_old happens (no monotone improvement)."""
+    from pgbook.clipping import expected_kl_penalty_objective
+
+    checked, decreases = 0, 0
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        nS, nA = int(rng.integers(3, 7)), int(rng.integers(2, 4))
+        gamma = (0.5, 0.9, 0.99)[seed % 3]
+        mdp = S.random_sparse_mdp(nS, nA, gamma, seed, 0.1)
+        policy = LinearSoftmaxPolicy(rng.standard_normal((nS, 1)) + 1.0, nA)  # one weight vector for all states
+        w_old, u = rng.standard_normal((1, nA)), rng.standard_normal((1, nA))
+        theta_old = policy.logits(w_old)
+        J_old = expected_return_of_theta(mdp, theta_old)
+        tol = 1e-10 / (1 - gamma) ** 3
+        for t in np.linspace(-4.0, 4.0, 17):
+            theta = policy.logits(w_old + t * u)
+            L = S.cpi_objective(mdp, theta, theta_old)
+            kl = S.mean_policy_kl(mdp, theta, theta_old)
+            if L < 0 or kl < 1e-12:
+                continue
+            J = expected_return_of_theta(mdp, theta)
+            assert J >= S.trust_region_floor(mdp, theta, theta_old, kl) - tol
+            beta = L * (1 - gamma) / kl  # the largest beta with L^KLPEN(theta) >= 0
+            assert expected_kl_penalty_objective(mdp, theta, theta_old, beta) == pytest.approx(0.0, abs=1e-9 / (1 - gamma))
+            assert J >= S.kl_penalty_floor(mdp, theta, theta_old, beta * (1 - 1e-9)) - tol
+            checked += 1
+            decreases += J < J_old - tol
+    assert checked >= 100
+    assert decreases >= 5  # "J(theta) >= J(theta_old)" is false for such steps: bounded degradation, not improvement
+
+
+def test_average_divergence_bad_input_raises():
+    """The new functions reject bad input, and the floors reject a theta outside their conditions, naming the argument."""
+    mdp, theta = make_case(3, 2, 0.9, 1)
+    p = policies.probs(theta)
+    with pytest.raises(ValueError, match="pi must have shape"):
+        S.policy_tv(p, p[:2])
+    with pytest.raises(ValueError, match="pi_old"):
+        S.policy_tv(2 * p, p)
+    for fn in (S.mean_policy_tv, S.cpo_epsilon, S.cpo_lower_bound):
+        with pytest.raises(ValueError, match="theta_old"):
+            fn(mdp, theta, np.zeros((2, 2)))
+        with pytest.raises(ValueError, match="mdp"):
+            fn("mdp", theta, theta)
+    with pytest.raises(ValueError, match="divergence"):
+        S.cpo_lower_bound(mdp, theta, theta, divergence="max")
+    far = theta + np.array([[3.0, -3.0]] * 3)
+    for bad in (0.0, -1.0, float("nan"), True):
+        with pytest.raises(ValueError, match="delta"):
+            S.trust_region_floor(mdp, theta, theta, bad)
+        with pytest.raises(ValueError, match="beta"):
+            S.kl_penalty_floor(mdp, theta, theta, bad)
+    with pytest.raises(ValueError, match="theta must satisfy the constraint"):
+        S.trust_region_floor(mdp, far, theta, 1e-3)
+    direction = S.cpi_gradient(mdp, theta, theta)
+    downhill = theta - 0.5 * direction / np.abs(direction).max()
+    with pytest.raises(ValueError, match="theta must have L.CPI"):
+        S.trust_region_floor(mdp, downhill, theta, 10.0)
+    with pytest.raises(ValueError, match="theta must have L.KLPEN"):
+        S.kl_penalty_floor(mdp, downhill, theta, 1.0)
+    assert S.trust_region_floor(mdp, theta, theta, 0.01) == pytest.approx(expected_return_of_theta(mdp, theta))
+    assert S.cpo_lower_bound(mdp, theta, theta) == pytest.approx(expected_return_of_theta(mdp, theta))
+    for kwargs, word in ((dict(concentration=0.0), "concentration"), (dict(seed=1.5), "seed"), (dict(n_states=0), "n_states")):
+        args = dict(n_states=3, n_actions=2, gamma=0.9, seed=0, concentration=0.1) | kwargs
+        with pytest.raises(ValueError, match=word):
+            S.random_sparse_mdp(**args)

@@ -19,9 +19,12 @@ and ``L^CLIP`` is its expectation. Equations implemented:
   (:func:`kl_penalty_objective`, :func:`expected_kl_penalty_objective`, and the adaptive
   coefficient rule of the PPO paper, :func:`adapt_kl_coefficient`).
 
-* ``prop-clip-ratio-escape`` — the per-state maximum of the clipped objective
-  (:func:`state_clip_maxima`) is reached only with ratios at or beyond ``1 +- eps``, strictly outside
-  the interval whenever the positive-advantage actions of a state have old probability ``!= 1/2``;
+* ``prop-clip-ratio-escape`` — the per-state supremum of the clipped objective
+  (:func:`clip_supremum`, :func:`state_clip_maxima`) and where it is approached
+  (:func:`clip_sup_policy`). With ``G`` the positive-advantage actions of a state and ``p_G`` their
+  old probability: if ``p_G < 1/(1+eps)`` it is ``eps sum_a pi_old |A_old|``, reached only with ratios
+  at or beyond ``1 +- eps`` (strictly outside the interval when ``p_G != 1/2``); if
+  ``p_G >= 1/(1+eps)`` no policy with full support reaches it, and the ratios off ``G`` tend to 0;
 * ``prop-clip-tabular-safe`` — ``f_s(theta) >= 0`` in every state implies ``J(theta) >= J(theta_old)``
   (:func:`state_clip_objectives`).
 
@@ -45,7 +48,7 @@ import torch
 
 from . import mdp as _mdp
 from . import policies
-from ._validate import as_float_array, check_positive_int, check_shape
+from ._validate import as_float_array, check_distribution, check_positive_int, check_shape
 
 __all__ = [
     "clip_objective",
@@ -59,6 +62,8 @@ __all__ = [
     "expected_kl_penalty_objective",
     "state_clip_objectives",
     "state_clip_maxima",
+    "clip_supremum",
+    "clip_sup_policy",
     "ClipBatch",
     "make_batch",
     "EpochReport",
@@ -319,13 +324,100 @@ def state_clip_objectives(mdp: _mdp.MDP, theta, theta_old, eps: float) -> np.nda
     return (pi_old * clip_objective(ratio, A, eps)).sum(dim=1).detach().numpy()
 
 
+def _check_clip_tables(pi_old, advantages):
+    """``pi_old``: ``(S, A)`` rows of positive probabilities; ``advantages``: same shape, mean zero under ``pi_old``."""
+    p = as_float_array(pi_old, "pi_old", ndim=2)
+    if p.shape[0] == 0 or p.shape[1] == 0:
+        raise ValueError(f"pi_old must have shape (S, A) with S, A >= 1, got {p.shape}")
+    check_distribution(p, "pi_old", axis=1)
+    if np.any(p <= 0):
+        raise ValueError("pi_old must be positive everywhere (ratios pi / pi_old are taken)")
+    A = as_float_array(advantages, "advantages", ndim=2)
+    check_shape(A, p.shape, "advantages")
+    mean = (p * A).sum(axis=1)
+    if np.any(np.abs(mean) > 1e-9 * (1.0 + np.abs(A).max(axis=1))):
+        raise ValueError(
+            "advantages must have mean zero under pi_old in every state (as the advantages of pi_old have), "
+            f"got a largest |mean| of {np.abs(mean).max():.3g}"
+        )
+    return p, A
+
+
+def _greedy_fill(p: np.ndarray, A: np.ndarray, eps: float) -> np.ndarray:
+    """One state: probability 1 given to the positive-advantage actions, best advantage first, each
+    up to its cap ``(1 + eps) p_a`` (ties share in proportion to their caps); needs ``(1 + eps) p_G >= 1``."""
+    q = np.zeros_like(p)
+    good = A > 0
+    left = 1.0
+    for value in sorted(set(A[good].tolist()), reverse=True):
+        group = good & (A == value)
+        caps = (1.0 + eps) * p[group]
+        take = min(float(caps.sum()), left)
+        q[group] = caps * take / caps.sum()
+        left -= take
+        if left <= 0.0:
+            break
+    return q
+
+
+def clip_sup_policy(pi_old, advantages, eps: float) -> np.ndarray:
+    """A policy table at which every state's ``f_s`` equals its supremum (prop. ``prop-clip-ratio-escape``).
+
+    ``f_s(pi) = sum_a pi_old(a|s) l^CLIP(pi(a|s)/pi_old(a|s), A(s, a))`` for an ``(S, A)`` table
+    ``pi_old`` (positive) and advantages ``A`` with ``sum_a pi_old A = 0`` per state. Per state, with
+    ``G = {a : A > 0}`` and ``p_G = pi_old(G|s)``:
+
+    * ``(1 + eps) p_G < 1``: the mass ``m = min(1 - (1+eps) p_G, (1-eps)(1-p_G))`` goes to the actions off
+      ``G`` and ``1 - m`` to ``G``, each in proportion to ``pi_old`` — every entry positive, so a softmax
+      policy attains the supremum; its mean ratios on and off ``G`` are exactly the bounds of the
+      proposition;
+    * ``(1 + eps) p_G >= 1``: probability 1 on ``G``, filled best advantage first up to the caps
+      ``(1 + eps) pi_old(a|s)`` (:func:`clip_supremum`) and 0 off ``G`` — a policy without full
+      support, which softmax policies only approach;
+    * no positive advantage (then every ``A = 0``): ``pi_old``.
+    """
+    eps = _check_eps(eps)
+    p, A = _check_clip_tables(pi_old, advantages)
+    out = np.empty_like(p)
+    for s in range(p.shape[0]):
+        good = A[s] > 0
+        p_G = float(p[s][good].sum())
+        if not good.any():
+            out[s] = p[s]
+        elif (1.0 + eps) * p_G < 1.0:
+            off = min(1.0 - (1.0 + eps) * p_G, (1.0 - eps) * (1.0 - p_G))
+            out[s] = np.where(good, p[s] * (1.0 - off) / p_G, p[s] * off / (1.0 - p_G))
+        else:
+            out[s] = _greedy_fill(p[s], A[s], eps)
+    return out
+
+
+def clip_supremum(pi_old, advantages, eps: float) -> np.ndarray:
+    """``sup_pi f_s(pi)`` per state, shape ``(S,)`` (prop. ``prop-clip-ratio-escape``).
+
+    ``sup f_s = (1 - eps) sum_{a not in G} pi_old A + max{ sum_{a in G} A q_a : 0 <= q_a <= (1+eps) pi_old(a|s),
+    sum_{a in G} q_a <= 1 }``, the maximum being a fractional knapsack filled best advantage first.
+    It equals the bound ``eps sum_a pi_old |A|`` exactly when ``(1 + eps) p_G <= 1``, and is smaller
+    (by at least ``((1+eps) p_G - 1) min_G A``) when ``(1 + eps) p_G > 1``. The supremum over softmax
+    policies is the same number (they are dense in the policies); it is attained by one iff
+    ``(1 + eps) p_G < 1``. Inputs as for :func:`clip_sup_policy`, which returns where it is reached.
+    """
+    eps = _check_eps(eps)
+    p, A = _check_clip_tables(pi_old, advantages)
+    pi = clip_sup_policy(p, A, eps)
+    return (p * clip_objective(pi / p, A, eps)).sum(axis=1)
+
+
 def state_clip_maxima(mdp: _mdp.MDP, theta_old, eps: float) -> np.ndarray:
-    """``sup_theta f_s(theta) = eps sum_a pi_old(a|s) |A_old(s, a)|`` per state; shape ``(S,)``.
+    """``sup_theta f_s(theta)`` per state for the exact advantages ``A_old``; shape ``(S,)``.
 
     Each term of ``f_s`` is at most ``(1 + eps) A`` for ``A > 0`` and ``(1 - eps) A`` for ``A < 0``
     (eq. ``eq-clip-cases``); since ``sum_a pi_old A_old = 0`` the sum of these caps is
-    ``eps sum_a pi_old |A_old|``. It is reached only with every positive-advantage ratio
-    ``>= 1 + eps`` and every negative-advantage ratio ``<= 1 - eps`` (prop. ``prop-clip-ratio-escape``).
+    ``eps sum_a pi_old |A_old|``. That bound is the supremum when the positive-advantage actions have
+    old probability ``p_G <= 1/(1 + eps)``, reached only with every positive-advantage ratio
+    ``>= 1 + eps`` and every negative-advantage ratio ``<= 1 - eps``; when ``p_G > 1/(1 + eps)`` the
+    supremum is smaller and is not attained (prop. ``prop-clip-ratio-escape``). Computed by
+    :func:`clip_supremum`.
     """
     eps = _check_eps(eps)
     if not isinstance(mdp, _mdp.MDP):
@@ -333,7 +425,7 @@ def state_clip_maxima(mdp: _mdp.MDP, theta_old, eps: float) -> np.ndarray:
     theta_old = policies.check_theta(theta_old, "theta_old")
     check_shape(theta_old, (mdp.n_states, mdp.n_actions), "theta_old")
     pi_old = policies.probs(theta_old)
-    return eps * (pi_old * np.abs(_mdp.advantage_values(mdp, pi_old))).sum(axis=1)
+    return clip_supremum(pi_old, _mdp.advantage_values(mdp, pi_old), eps)
 
 
 def expected_kl_penalty_objective(mdp: _mdp.MDP, theta, theta_old, beta: float):

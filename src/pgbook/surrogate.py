@@ -30,6 +30,17 @@ table ``features @ w``). Equations implemented:
 
   (:func:`trpo_lower_bound`, :func:`trpo_penalty_coefficient`, :func:`policy_kl`); TRPO's
   practical constraint uses the average instead (:func:`mean_policy_kl`);
+* ``thm-clip-avg-divergence`` (chapter 7) — the average-divergence bound of Achiam et al. (2017,
+  CPO, Corollary 1 and Proposition 1) in this book's units::
+
+      J(theta) - J(theta_old) >= L^CPI(theta) - 2 gamma eps' / (1 - gamma)^2 * E_{s ~ d_old}[TV_s],
+      eps' = max_s |sum_a pi_theta(a|s) A_old(s, a)|
+
+  (:func:`cpo_lower_bound`, :func:`cpo_epsilon`, :func:`mean_policy_tv`) and the floors it gives
+  TRPO's average-KL step and the KL penalty (:func:`trust_region_floor`,
+  :func:`kl_penalty_floor`): bounded degradation, not monotone improvement.
+  :func:`random_sparse_mdp` draws the nearly deterministic MDPs on which wrong versions of the
+  bound fail;
 * ``eq-cpi-pitfall`` — the gradient that sample-based code computes when it averages
   ``grad log pi(a_t|s_t) A(s_t, a_t)`` uniformly over the time steps of episodes of length ``T``:
   ``sum_s mu_T(s) sum_a pi(a|s) grad log pi(a|s) A(s, a)`` with the *undiscounted* time-averaged
@@ -68,6 +79,13 @@ __all__ = [
     "discount_pitfall_gradient",
     "time_step_gradient_samples",
     "trap_chain_mdp",
+    "policy_tv",
+    "mean_policy_tv",
+    "cpo_epsilon",
+    "cpo_lower_bound",
+    "trust_region_floor",
+    "kl_penalty_floor",
+    "random_sparse_mdp",
 ]
 
 
@@ -337,3 +355,142 @@ def trap_chain_mdp(length: int, bonus: float, penalty: float, gamma: float) -> _
     p0 = np.zeros(n)
     p0[0] = 1.0
     return _mdp.MDP(P, R, p0, gamma)
+
+
+# --------------------------------------------------------------------------------------------
+# Average-divergence bounds (Achiam et al. 2017, CPO): bounded degradation (chapter 7)
+# --------------------------------------------------------------------------------------------
+
+
+def policy_tv(pi_old, pi) -> np.ndarray:
+    """Per-state total variation ``TV(pi(.|s), pi_old(.|s)) = (1/2) sum_a |pi - pi_old|``; shape ``(S,)``."""
+    p = as_float_array(pi_old, "pi_old", ndim=2)
+    q = as_float_array(pi, "pi", ndim=2)
+    check_shape(q, p.shape, "pi")
+    check_distribution(p, "pi_old", axis=1)
+    check_distribution(q, "pi", axis=1)
+    return 0.5 * np.abs(q - p).sum(axis=1)
+
+
+def mean_policy_tv(mdp: _mdp.MDP, theta, theta_old) -> float:
+    """``E_{s ~ d_old}[TV(pi_theta(.|s), pi_old(.|s))]``, the average total variation of thm. ``thm-clip-avg-divergence``."""
+    _check_mdp(mdp)
+    theta = _theta_for(mdp, theta, "theta")
+    theta_old = _theta_for(mdp, theta_old, "theta_old")
+    pi_old = policies.probs(theta_old)
+    d_old = _mdp.discounted_state_distribution(mdp, pi_old)
+    return float(d_old @ policy_tv(pi_old, policies.probs(theta)))
+
+
+def cpo_epsilon(mdp: _mdp.MDP, theta, theta_old) -> float:
+    """``eps' = max_s |sum_a pi_theta(a|s) A_old(s, a)|``: the largest expected old advantage under the new policy.
+
+    The constant of Achiam et al. (2017), Corollary 1; ``eps' <= max_{s,a} |A_old(s, a)|`` (the ``eps`` of
+    :func:`trpo_penalty_coefficient`), and ``eps' = 0`` at ``theta = theta_old``.
+    """
+    _check_mdp(mdp)
+    theta = _theta_for(mdp, theta, "theta")
+    theta_old = _theta_for(mdp, theta_old, "theta_old")
+    A_old = _mdp.advantage_values(mdp, policies.probs(theta_old))
+    return float(np.max(np.abs((policies.probs(theta) * A_old).sum(axis=1))))
+
+
+def cpo_lower_bound(mdp: _mdp.MDP, theta, theta_old, divergence: str = "tv") -> float:
+    """The lower bound on ``J(theta)`` of Achiam et al. (2017, CPO), Corollary 1 (thm. ``thm-clip-avg-divergence``).
+
+    ``divergence="tv"``: ``J(theta_old) + L^CPI(theta) - 2 gamma eps' / (1 - gamma)^2 * E_{d_old}[TV]``;
+    ``divergence="kl"``: the same with Pinsker's inequality and Jensen's,
+    ``E_{d_old}[TV] <= sqrt(E_{d_old}[KL(pi_old || pi_theta)] / 2)`` (weaker). ``eps'`` is
+    :func:`cpo_epsilon`; ``d_old`` the normalised discounted state distribution of ``pi_old``. Valid
+    for every pair of policies: the state weights are an *average*, not TRPO's maximum over states.
+    """
+    _check_mdp(mdp)
+    theta = _theta_for(mdp, theta, "theta")
+    theta_old = _theta_for(mdp, theta_old, "theta_old")
+    if divergence == "tv":
+        spread = mean_policy_tv(mdp, theta, theta_old)
+    elif divergence == "kl":
+        spread = float(np.sqrt(mean_policy_kl(mdp, theta, theta_old) / 2.0))
+    else:
+        raise ValueError(f"divergence must be 'tv' or 'kl', got {divergence!r}")
+    g = mdp.gamma
+    J_old = _mdp.expected_return(mdp, policies.probs(theta_old))
+    penalty = 2.0 * g * cpo_epsilon(mdp, theta, theta_old) / (1.0 - g) ** 2 * spread
+    return J_old + cpi_objective(mdp, theta, theta_old) - penalty
+
+
+def _check_positive_number(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def _slack(mdp: _mdp.MDP, theta_old) -> float:
+    """Round-off allowance for the preconditions below: 1e-12 of the scale of ``L^CPI``."""
+    A_old = _mdp.advantage_values(mdp, policies.probs(theta_old))
+    return 1e-12 * (1.0 + float(np.max(np.abs(A_old)))) / (1.0 - mdp.gamma)
+
+
+def trust_region_floor(mdp: _mdp.MDP, theta, theta_old, delta: float) -> float:
+    """``J(theta_old) - sqrt(2 delta) gamma eps' / (1 - gamma)^2``: a floor under ``J`` after TRPO's practical step.
+
+    Achiam et al. (2017), Proposition 1 (thm. ``thm-clip-avg-divergence``, part 1): if
+    ``E_{d_old}[KL(pi_old || pi_theta)] <= delta`` and ``L^CPI(theta) >= 0`` — true of every maximiser
+    of ``L^CPI`` over a set of policies that contains ``pi_old`` — then ``J(theta)`` is at least this.
+    Raises ``ValueError`` (naming ``theta``) if ``theta`` does not satisfy the two conditions.
+    """
+    _check_mdp(mdp)
+    theta = _theta_for(mdp, theta, "theta")
+    theta_old = _theta_for(mdp, theta_old, "theta_old")
+    delta = _check_positive_number(delta, "delta")
+    slack = _slack(mdp, theta_old)
+    if mean_policy_kl(mdp, theta, theta_old) > delta * (1.0 + 1e-12):
+        raise ValueError("theta must satisfy the constraint E_{d_old}[KL(pi_old || pi_theta)] <= delta")
+    if cpi_objective(mdp, theta, theta_old) < -slack:
+        raise ValueError("theta must have L^CPI(theta) >= 0 (as a maximiser over a set containing theta_old has)")
+    g = mdp.gamma
+    J_old = _mdp.expected_return(mdp, policies.probs(theta_old))
+    return J_old - np.sqrt(2.0 * delta) * g * cpo_epsilon(mdp, theta, theta_old) / (1.0 - g) ** 2
+
+
+def kl_penalty_floor(mdp: _mdp.MDP, theta, theta_old, beta: float) -> float:
+    """``J(theta_old) - gamma^2 eps'^2 / (2 beta (1 - gamma)^3)``: a floor under ``J`` after a KL-penalty step.
+
+    Thm. ``thm-clip-avg-divergence``, part 2: if ``L^KLPEN(theta) = L^CPI(theta) - beta sum_s eta_old(s)
+    KL(pi_old(.|s) || pi_theta(.|s)) >= 0`` — true of every maximiser of ``L^KLPEN`` over a set of
+    policies that contains ``pi_old`` — then ``J(theta)`` is at least this (``eps'`` is
+    :func:`cpo_epsilon`). Raises ``ValueError`` (naming ``theta``) otherwise.
+    """
+    _check_mdp(mdp)
+    theta = _theta_for(mdp, theta, "theta")
+    theta_old = _theta_for(mdp, theta_old, "theta_old")
+    beta = _check_positive_number(beta, "beta")
+    g = mdp.gamma
+    klpen = cpi_objective(mdp, theta, theta_old) - beta / (1.0 - g) * mean_policy_kl(mdp, theta, theta_old)
+    if klpen < -_slack(mdp, theta_old) * (1.0 + beta):
+        raise ValueError("theta must have L^KLPEN(theta) >= 0 (as a maximiser over a set containing theta_old has)")
+    J_old = _mdp.expected_return(mdp, policies.probs(theta_old))
+    return J_old - (g * cpo_epsilon(mdp, theta, theta_old)) ** 2 / (2.0 * beta * (1.0 - g) ** 3)
+
+
+def random_sparse_mdp(n_states: int, n_actions: int, gamma: float, seed: int, concentration: float = 0.1) -> _mdp.MDP:
+    """A random MDP with Dirichlet(``concentration``) transitions and initial state, standard normal rewards.
+
+    :func:`pgbook.mdp.random_mdp` is the case ``concentration = 1``. Small concentrations give nearly
+    deterministic transitions, where changing the policy in one state moves the state distribution
+    far — the regime in which the constants of thm. ``thm-clip-avg-divergence`` matter and wrong
+    versions of it fail.
+    """
+    S = check_positive_int(n_states, "n_states")
+    A = check_positive_int(n_actions, "n_actions")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    if isinstance(concentration, bool) or not isinstance(concentration, (int, float)) or not (
+        np.isfinite(concentration) and concentration >= 0.01
+    ):
+        raise ValueError(f"concentration must be a finite number >= 0.01, got {concentration!r}")
+    rng = np.random.default_rng(seed)
+    P = rng.dirichlet(np.full(S, float(concentration)), size=(S, A))
+    R = rng.standard_normal((S, A))
+    p0 = rng.dirichlet(np.full(S, float(concentration)))
+    return _mdp.MDP(P / P.sum(axis=-1, keepdims=True), R, p0 / p0.sum(), gamma)
