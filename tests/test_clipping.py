@@ -32,7 +32,7 @@ def rel_err(a, b) -> float:
 
 
 def cases_formula(r, A, eps):
-    """eq-clip-cases written as the three cases."""
+    """eq-clip-cases written as the notes' two half-line cases, with r A everywhere else."""
     if A > 0 and r > 1 + eps:
         return (1 + eps) * A
     if A < 0 and r < 1 - eps:
@@ -75,7 +75,7 @@ def test_clip_objective_equals_case_analysis_on_a_grid():
     A=st.floats(-100, 100, allow_nan=False),
     eps=st.floats(0.01, 0.99),
 )
-@pytest.mark.claim("err-clip-cases-incomplete", "eq-clip-cases", how="property")
+@pytest.mark.claim("err-clip-cases", "eq-clip-cases", how="property")
 @pytest.mark.claim("eq-clip-lower", how="property")
 def test_clip_objective_cases_and_pessimism(r, A, eps):
     """For any r >= 0, A, eps: l^CLIP follows the cases and l^CLIP <= rA (equality unless clipped)."""
@@ -87,7 +87,7 @@ def test_clip_objective_cases_and_pessimism(r, A, eps):
         assert got == pytest.approx(r * A, rel=1e-12, abs=1e-300)
 
 
-@pytest.mark.claim("err-clip-cases-incomplete", "eq-clip-lower", how="exact")
+@pytest.mark.claim("err-clip-cases", "eq-clip-lower", how="exact")
 def test_expected_clip_below_cpi():
     """L^CLIP(theta) <= L^CPI(theta) exactly; equal at theta_old (both 0); strictly below iff some (s, a) is clipped."""
     for nS, nA, gamma, seed in CASES:

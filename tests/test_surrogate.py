@@ -232,8 +232,28 @@ def test_trpo_lower_bound_holds_and_is_needed():
     assert violations_without_penalty >= 20
 
 
+@pytest.mark.claim("thm-cpi-trpo-bound", how="exact")
+def test_trpo_penalty_cannot_be_twenty_times_smaller():
+    """Power: on sharper policies (logits x2, 20 MDPs x 4 gammas x 4 step sizes) the loss J_old + L - J uses over 5% of C alpha^2: C/20 fails."""
+    worst = 0.0
+    for seed in range(240, 260):
+        rng = np.random.default_rng(seed)
+        nS, nA = int(rng.integers(2, 6)), int(rng.integers(2, 4))
+        for gamma in (0.5, 0.8, 0.9, 0.99):
+            mdp = M.random_mdp(nS, nA, gamma, seed)
+            theta_old = 2 * rng.standard_normal((nS, nA))
+            J_old = expected_return_of_theta(mdp, theta_old)
+            for scale in (0.3, 1, 3, 10):
+                theta = theta_old + scale * rng.standard_normal((nS, nA))
+                L = S.cpi_objective(mdp, theta, theta_old)
+                penalty = J_old + L - S.trpo_lower_bound(mdp, theta, theta_old, "tv")  # C alpha^2
+                worst = max(worst, (J_old + L - expected_return_of_theta(mdp, theta)) / penalty)
+    assert 0.05 < worst <= 1.0  # measured: 0.073
+
+
+@pytest.mark.claim("thm-cpi-trpo-bound", how="exact")
 def test_trpo_constant_and_kl():
-    """C = 4 eps gamma / (1 - gamma)^2 with eps = max |A_old|; KL(p||p) = 0 and KL matches torch.distributions."""
+    """C = 4 eps gamma / (1 - gamma)^2 with eps = max |A_old| (the constant as the theorem states it); KL(p||p) = 0 and KL matches torch.distributions."""
     mdp, theta_old = make_case(3, 2, 0.9, 1)
     A = M.advantage_values(mdp, policies.probs(theta_old))
     assert S.trpo_penalty_coefficient(mdp, theta_old) == pytest.approx(4 * np.abs(A).max() * 0.9 / 0.01)
