@@ -26,3 +26,12 @@ def relative_error(a, b) -> float:
 
 def case(S, A, gamma, seed):
     return random_mdp(S, A, gamma, seed), random_theta(S, A, seed)
+
+
+def assert_power(ci, scale, rel: float = 0.05, power: float = 0.99):
+    """The Monte Carlo check behind ``ci`` detects, with probability ``power``, any bias of at least
+    ``rel * scale`` in every component (``scale``: the size of the estimated quantity, e.g. the largest
+    |entry| of the exact vector). Returns the detectable relative bias, for the test's docstring."""
+    detectable = float(np.max(ci.detectable_bias(power))) / float(scale)
+    assert detectable <= rel, f"the check detects only biases of {detectable:.1%} of the scale or more (needs <= {rel:.0%})"
+    return detectable

@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import random_theta
+from helpers import assert_power, random_theta
 from pgbook import gradients, policies
 from pgbook import mdp as M
 from pgbook.gae import (
@@ -340,6 +340,8 @@ def test_moments_match_monte_carlo():
     assert ci_mean.contains(0.0), (ci_mean.mean, ci_mean.half_width)
     ci_var = mean_ci(centred**2, level=0.995)
     assert ci_var.contains(np.mean(var[s0, act0])), (ci_var.mean, np.mean(var[s0, act0]), ci_var.half_width)
+    assert_power(ci_mean, np.sqrt(np.mean(mean[s0, act0] ** 2)))  # 5% of the typical exact mean
+    assert_power(ci_var, np.mean(var[s0, act0]))
     # a wrong mean (the exact A^pi, which differs since V != V^pi) is rejected by the same check
     wrong = a0 - M.advantage_values(mdp, pi)[s0, act0]
     assert not mean_ci(wrong, level=0.995).contains(0.0)

@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import random_theta, relative_error
+from helpers import assert_power, random_theta, relative_error
 from pgbook import gradients as G
 from pgbook import importance as I
 from pgbook import mdp as M
@@ -68,6 +68,7 @@ def test_is_identity_monte_carlo():
     f = np.array([1.0, -2.0, 3.0, 5.0])
     ci = mean_ci(I.is_samples(f, p, q, 200_000, seed=0), level=0.999)
     assert ci.contains(float(p @ f))
+    assert_power(ci, abs(float(p @ f)))
     x = np.random.default_rng(0).choice(4, size=200_000, p=q)
     assert not mean_ci(f[x], level=0.999).contains(float(p @ f))
 
@@ -90,6 +91,7 @@ def test_support_failure_monte_carlo():
     """n = 100 000 draws (seed 1): the 99.9% CI contains sum_{q>0} p f and excludes E_p[f]."""
     ci = mean_ci(I.is_samples(F_SUP, P_SUP, Q_SUP, 100_000, seed=1), level=0.999)
     assert ci.contains(I.is_expectation(F_SUP, P_SUP, Q_SUP))
+    assert_power(ci, abs(I.is_expectation(F_SUP, P_SUP, Q_SUP)))
     assert not ci.contains(float(P_SUP @ F_SUP))
 
 
@@ -156,6 +158,7 @@ def test_is_variance_support_counterexample_monte_carlo():
     samples = I.is_samples(F_SUP, P_SUP, Q_SUP, 100_000, seed=1)
     ci = mean_ci((samples - I.is_expectation(F_SUP, P_SUP, Q_SUP)) ** 2, level=0.999)
     assert ci.contains(I.is_variance(F_SUP, P_SUP, Q_SUP))
+    assert_power(ci, I.is_variance(F_SUP, P_SUP, Q_SUP))
     assert not ci.contains(0.0)  # the clamped (E_p f)^2 version
     # centring at E_p f instead gives the mean squared error, variance + bias^2 = 8/75 + 4
     assert not ci.contains(I.is_variance(F_SUP, P_SUP, Q_SUP) + (float(P_SUP @ F_SUP) - 1.1) ** 2)
@@ -163,12 +166,13 @@ def test_is_variance_support_counterexample_monte_carlo():
 
 @pytest.mark.claim("eq-is-variance", how="Monte Carlo")
 def test_is_variance_monte_carlo():
-    """n = 200 000 draws (seed 2): the 99.9% CI of the mean of (w f)^2 contains Var_q[w f] + (E_q[w f])^2."""
+    """n = 1 000 000 draws (seed 2): the 99.9% CI of the mean of (w f)^2 contains Var_q[w f] + (E_q[w f])^2 (power: a 5% bias)."""
     p, q = _dist(6, 3), _dist(6, 4)
     f = np.linspace(-1.0, 2.0, 6)
     second = I.is_variance(f, p, q) + I.is_expectation(f, p, q) ** 2
-    ci = mean_ci(I.is_samples(f, p, q, 200_000, seed=2) ** 2, level=0.999)
+    ci = mean_ci(I.is_samples(f, p, q, 1_000_000, seed=2) ** 2, level=0.999)
     assert ci.contains(second)
+    assert_power(ci, second)
     # deliberately wrong variant: the variance without weights, Var_q[f] + (E_p f)^2, is excluded
     assert not ci.contains(float(q @ f**2 - (q @ f) ** 2) + float(p @ f) ** 2)
 
@@ -205,6 +209,7 @@ def test_kish_ess_monte_carlo():
     w = I.is_samples(np.ones(5), p, q, 100_000, seed=3)
     ci = mean_ci(w**2, level=0.999)
     assert ci.contains(1 + I.chi2_divergence(p, q))
+    assert_power(ci, 1 + I.chi2_divergence(p, q))
     # Kish ESS/n = mean(w)^2 / mean(w^2): interval arithmetic on the two 99.9% CIs brackets its limit
     m1 = mean_ci(w, level=0.999)
     assert I.effective_sample_size(w) / w.size == pytest.approx(float(m1.mean**2 / ci.mean), rel=1e-12)
@@ -452,6 +457,7 @@ def test_sampled_is_gradient_concentrates_on_g_is_not_on_grad_j():
     ci = mean_ci(samples, level=1 - 0.001 / 6)
     assert ci.contains(I.is_policy_gradient(mdp, theta, theta_old)).all()
     assert not ci.contains(G.policy_gradient(mdp, theta)).any()
+    assert_power(ci, np.abs(I.is_policy_gradient(mdp, theta, theta_old)).max())
     # at theta = theta_old the same estimator is unbiased for grad J
     at_old = mean_ci(I.is_gradient_samples(mdp, theta_old, theta_old, 20_000, 80, seed=4), level=1 - 0.001 / 6)
     assert at_old.contains(G.policy_gradient(mdp, theta_old)).all()

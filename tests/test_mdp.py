@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import random_theta
+from helpers import assert_power, random_theta
 from pgbook import mdp as M
 from pgbook import policies
 
@@ -88,6 +88,7 @@ def test_objective_matches_monte_carlo_returns():
     # the same interval rejects the value of a different policy: the check has power
     assert not ci.contains(M.expected_return(mdp, _policy(3, 2, 8)))
     assert ci.half_width < 0.05
+    assert_power(ci, abs(J))  # detects a bias of 5% of J with probability 0.99
 
 
 @pytest.mark.claim("eq-objective", how="exact")

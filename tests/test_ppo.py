@@ -14,6 +14,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import assert_power
 from pgbook import a2c, agents_common as common, ppo
 from pgbook.montecarlo import mean_ci
 
@@ -192,6 +193,7 @@ def test_approx_kl_is_unbiased_for_kl_old_new():
     samples = np.expm1(log_r) - log_r
     ci = mean_ci(samples, 0.99)
     assert ci.contains(kl), (ci.mean, ci.half_width, kl)
+    assert_power(ci, kl)  # a 5% bias of the KL estimate would be detected with probability 0.99
     assert abs(reverse - kl) > 4 * ci.half_width  # the check distinguishes the two directions
     assert not ci.contains(reverse)
     # and the agent's diagnostic computes the same estimator

@@ -1,7 +1,9 @@
 """Monte Carlo checks with a stated confidence interval.
 
 Used by every chapter that samples: a Monte Carlo check in this book always reports its sample
-size, its seed and a confidence interval, and fails when the exact value lies outside it.
+size, its seed and a confidence interval, and fails when the exact value lies outside it. It also
+states its power: :meth:`MeanCI.detectable_bias` is the smallest bias of the sampled quantity that
+the check would detect (the interval would exclude the exact value) with probability 0.99.
 """
 
 from __future__ import annotations
@@ -36,6 +38,20 @@ class MeanCI:
     def contains(self, value) -> np.ndarray:
         """Elementwise: does the interval contain ``value``?"""
         return np.abs(np.asarray(value) - self.mean) <= self.half_width
+
+    def detectable_bias(self, power: float = 0.99) -> np.ndarray:
+        """Elementwise: the smallest bias ``delta`` the check detects with probability ``power``.
+
+        If the samples' mean were ``exact + delta``, the interval would miss ``exact`` when the
+        sample mean lands more than ``half_width`` from it; with standard error ``se =
+        half_width / z_level`` (normal approximation) that happens with probability at least
+        ``power`` once ``|delta| >= half_width + z_power se``. So ``delta = half_width (1 +
+        z_power / z_level)``, with ``z_power`` the one-sided normal quantile of ``power``.
+        """
+        if not (0.5 <= power < 1.0):
+            raise ValueError(f"power must lie in [0.5, 1), got {power!r}")
+        z_level = NormalDist().inv_cdf(0.5 + self.level / 2.0)
+        return self.half_width * (1.0 + NormalDist().inv_cdf(power) / z_level)
 
 
 def mean_ci(samples, level: float = 0.99) -> MeanCI:
