@@ -516,3 +516,27 @@ def test_average_divergence_bad_input_raises():
         args = dict(n_states=3, n_actions=2, gamma=0.9, seed=0, concentration=0.1) | kwargs
         with pytest.raises(ValueError, match=word):
             S.random_sparse_mdp(**args)
+
+
+@pytest.mark.claim("thm-clip-avg-divergence", how="sympy")
+def test_kl_penalty_floor_is_the_minimum_of_its_quadratic():
+    """Part 2 derived independently: min over x = sqrt(E KL) >= 0 of beta x^2/(1-gamma) - sqrt2 gamma eps' x/(1-gamma)^2 (sympy) equals kl_penalty_floor - J_old."""
+    import sympy as sp
+
+    x = sp.symbols("x", nonnegative=True)
+    beta_s, gamma_s, eps_s = sp.symbols("beta gamma epsilon", positive=True)
+    q = beta_s * x**2 / (1 - gamma_s) - sp.sqrt(2) * gamma_s * eps_s * x / (1 - gamma_s) ** 2
+    x_star = sp.solve(sp.diff(q, x), x)[0]
+    floor_expr = sp.simplify(q.subs(x, x_star))
+    assert sp.simplify(floor_expr + gamma_s**2 * eps_s**2 / (2 * beta_s * (1 - gamma_s) ** 3)) == 0
+    for nS, nA, gamma, seed in ((3, 2, 0.9, 0), (4, 3, 0.5, 1), (2, 2, 0.99, 2)):
+        mdp, theta_old = make_case(nS, nA, gamma, seed)
+        J_old = M.expected_return(mdp, policies.probs(theta_old))
+        for beta in (0.5, 3.0):
+            # a step with L^KLPEN >= 0: theta_old itself (L^KLPEN = 0), where eps' = max_s |sum_a pi_old A_old| = 0,
+            # and a small step along the exact gradient of L^CPI, which makes L^KLPEN > 0
+            theta = theta_old + 1e-3 * S.cpi_gradient(mdp, theta_old, theta_old)
+            eps = S.cpo_epsilon(mdp, theta, theta_old)
+            want = float(floor_expr.subs({beta_s: beta, gamma_s: gamma, eps_s: eps}))
+            assert S.kl_penalty_floor(mdp, theta, theta_old, beta) - J_old == pytest.approx(want, rel=1e-12, abs=1e-15)
+            assert want < 0

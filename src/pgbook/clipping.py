@@ -8,7 +8,7 @@ Schulman et al. (2017) is, elementwise (:func:`clip_objective`),
 
 and ``L^CLIP`` is its expectation. Equations implemented:
 
-* ``eq-clip-cases`` — the completed case analysis: ``l^CLIP = (1 + eps) A`` if ``A > 0`` and
+* ``eq-clip-cases`` — the case analysis: ``l^CLIP = (1 + eps) A`` if ``A > 0`` and
   ``r > 1 + eps``; ``(1 - eps) A`` if ``A < 0`` and ``r < 1 - eps``; ``r A`` otherwise;
 * ``eq-clip-lower`` — ``l^CLIP(r, A) <= r A`` (a pessimistic bound on the CPI term);
 * ``eq-clip-dr`` — ``d l^CLIP / d r = A`` where unclipped, ``0`` where clipped

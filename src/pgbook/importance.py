@@ -279,8 +279,8 @@ def trajectory_kl_increments(mdp: _mdp.MDP, pi, pi_old, horizon: int) -> np.ndar
 
     Their sum is the KL divergence between the trajectory distributions of ``pi`` and ``pi_old`` over
     ``horizon`` steps (eq. ``eq-is-traj-kl``). ``k_t`` depends on ``t`` through the state distribution
-    ``Pr_pi(s_t = .)``: the sum is linear in the horizon only when that distribution is the same at
-    every step (rem. ``rem-is-traj-kl-growth``).
+    ``Pr_pi(s_t = .)``: the sum is linear in the horizon if that distribution is the same at
+    every step (and, generically, only then) (rem. ``rem-is-traj-kl-growth``).
     """
     pi = _mdp.check_policy(mdp, pi)
     pi_old = _mdp.check_policy(mdp, pi_old, "pi_old")
