@@ -16,9 +16,30 @@ PROB_ATOL = 1e-9
 
 
 def as_float_array(x, name: str, ndim: int | None = None) -> np.ndarray:
-    """Return ``x`` as a float64 array, checking its rank and that it is finite."""
+    """Return ``x`` as a float64 array, checking its rank and that it is finite.
+
+    Accepts real numbers in any numeric dtype (int, float16/32/64, numpy scalars) and torch
+    tensors, also ones that require gradients (their values are used, detached). Rejects, naming
+    the argument: complex values (their imaginary part would be dropped silently), booleans,
+    strings and other non-numeric objects, and NaN or infinite entries.
+    """
+    if x is None:
+        raise ValueError(f"{name} must be an array of numbers, got None")
+    if hasattr(x, "detach") and hasattr(x, "numpy"):  # a torch tensor, possibly with requires_grad
+        x = x.detach().cpu()
+        if x.is_complex():
+            raise ValueError(f"{name} must be real, got a complex tensor")
+        x = x.double().numpy()
+    probe = np.asarray(x)
+    kind = probe.dtype.kind
+    if kind == "c":
+        raise ValueError(f"{name} must be real, got complex values (dtype {probe.dtype})")
+    if kind == "b":
+        raise ValueError(f"{name} must be an array of numbers, got booleans")
+    if kind not in "iuf":
+        raise ValueError(f"{name} must be an array of numbers, got {type(x).__name__} of dtype {probe.dtype}")
     try:
-        arr = np.asarray(x, dtype=np.float64)
+        arr = np.asarray(probe, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be an array of numbers, got {type(x).__name__}") from exc
     if ndim is not None and arr.ndim != ndim:

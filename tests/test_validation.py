@@ -1,0 +1,62 @@
+"""The shared validation layer (pgbook._validate.as_float_array), through public functions.
+
+Issue 13 in part: complex input must not lose its imaginary part silently; booleans and strings are
+not numbers; a torch tensor that requires gradients is accepted (its values are used).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pgbook import clipping, importance, policies
+from pgbook import mdp as M
+
+THETA = np.array([[0.5, -1.0], [2.0, 0.0]])
+P_, Q_ = np.array([0.2, 0.8]), np.array([0.5, 0.5])
+
+
+def _calls():
+    mdp = M.random_mdp(2, 2, 0.9, 0)
+    pi = policies.probs(THETA)
+    return [
+        ("theta", lambda v: policies.probs(v), THETA),
+        ("P", lambda v: M.MDP(v, mdp.R, mdp.p0, 0.9), mdp.P),
+        ("pi", lambda v: M.state_values(mdp, v), pi),
+        ("p", lambda v: importance.importance_weights(v, Q_), P_),
+        ("ratio", lambda v: clipping.clip_objective(v, np.array([1.0, -1.0]), 0.2), np.array([0.9, 1.3])),
+    ]
+
+
+@pytest.mark.parametrize("i", range(5))
+def test_complex_input_is_rejected_naming_the_argument(i):
+    name, call, good = _calls()[i]
+    with pytest.raises(ValueError, match=rf"{name}.*complex"):
+        call(good + 0.3j)
+
+
+@pytest.mark.parametrize("i", range(5))
+@pytest.mark.parametrize("bad", ["strings", "bools", "none"])
+def test_non_numbers_are_rejected_naming_the_argument(i, bad):
+    name, call, good = _calls()[i]
+    value = {"strings": np.asarray(good).astype(str), "bools": np.asarray(good) > 0.5, "none": None}[bad]
+    with pytest.raises(ValueError, match=name):
+        call(value)
+
+
+@pytest.mark.parametrize("i", range(5))
+def test_tensors_with_gradients_and_float32_give_the_float64_result(i):
+    """A requires_grad tensor and a float32 array give the result of the float64 array (to float32 rounding)."""
+    name, call, good = _calls()[i]
+    want = call(good)
+    if name != "ratio":  # clip_objective has a torch path of its own (both arguments tensors, for autograd)
+        got_tensor = call(torch.tensor(good, dtype=torch.float64, requires_grad=True))
+        np.testing.assert_allclose(np.asarray(_values(got_tensor)), np.asarray(_values(want)), rtol=0, atol=0)
+    if name != "P" and name != "pi" and name != "p":  # probability tables in float32 do not sum to 1 within 1e-9
+        got32 = call(np.asarray(good, dtype=np.float32))
+        np.testing.assert_allclose(np.asarray(_values(got32)), np.asarray(_values(want)), rtol=1e-6, atol=1e-7)
+
+
+def _values(result):
+    return result.P if isinstance(result, M.MDP) else result
