@@ -60,3 +60,51 @@ def test_tensors_with_gradients_and_float32_give_the_float64_result(i):
 
 def _values(result):
     return result.P if isinstance(result, M.MDP) else result
+
+
+# ---- the agents' losses and configuration (issue 13)
+from pgbook import a2c, ppo  # noqa: E402
+
+
+def _batch(B=6, A=3):
+    g = torch.Generator().manual_seed(0)
+    return dict(logits=torch.randn(B, A, generator=g), values=torch.randn(B, generator=g),
+                actions=torch.tensor([0, 1, 2, 0, 1, 2]), advantages=torch.randn(B, generator=g),
+                returns=torch.randn(B, generator=g))
+
+
+@pytest.mark.parametrize("which", ["ppo", "a2c"])
+@pytest.mark.parametrize(
+    "change,name",
+    [
+        (lambda b: b.update(logits=b["logits"].clone().index_fill_(0, torch.tensor([1]), float("nan"))), "logits"),
+        (lambda b: b.update(advantages=b["advantages"].clone().index_fill_(0, torch.tensor([2]), float("inf"))), "advantages"),
+        (lambda b: b.update(actions=torch.tensor([0, 1, 3, 0, 1, 2])), "actions"),
+        (lambda b: b.update(actions=torch.tensor([0.0, 1.0, 2.0, 0.0, 1.0, 2.0])), "actions"),
+        (lambda b: b.update(actions=torch.tensor([0, -1, 2, 0, 1, 2])), "actions"),
+    ],
+)
+def test_losses_reject_non_finite_values_and_bad_actions(which, change, name):
+    """NaN logits or infinite advantages gave nan/-inf losses; out-of-range or float actions an IndexError or truncation."""
+    b = _batch()
+    change(b)
+    with pytest.raises(ValueError, match=name):
+        if which == "ppo":
+            ppo.ppo_losses(b["logits"], b["values"], b["actions"], torch.zeros(6), b["advantages"], b["returns"])
+        else:
+            a2c.a2c_losses(b["logits"], b["values"], b["actions"], b["advantages"], b["returns"])
+
+
+def test_ppo_config_rejects_one_sample_minibatches_with_normalised_advantages():
+    """minibatch_size = 1 with per-minibatch normalisation would make every parameter NaN (std of one sample)."""
+    with pytest.raises(ValueError, match="minibatch_size"):
+        ppo.PPOConfig(n_envs=1, n_steps=4, minibatch_size=1)
+    ppo.PPOConfig(n_envs=1, n_steps=4, minibatch_size=1, normalize_advantages=False)  # allowed: nothing to normalise
+
+
+def test_linear_policy_rejects_integer_parameters():
+    """An integer w used to cast the features to integers (logits all 0)."""
+    pol = clipping.LinearSoftmaxPolicy(np.array([[0.5], [0.25]]), 2)
+    with pytest.raises(ValueError, match="w must be a floating-point"):
+        pol.logits(torch.tensor([[1, 2]]))
+    assert torch.allclose(pol.logits(torch.tensor([[1.0, 2.0]])), torch.tensor([[0.5, 1.0], [0.25, 0.5]]))

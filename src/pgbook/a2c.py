@@ -139,6 +139,7 @@ def a2c_losses(
     for name, x in (("values", values), ("actions", actions), ("advantages", advantages), ("returns", returns)):
         if tuple(x.shape) != (B,):
             raise ValueError(f"{name} must have shape ({B},) like the batch of logits, got {tuple(x.shape)}")
+    common.check_loss_batch(logits, actions, values=values, advantages=advantages, returns=returns)
     for name, c in (("vf_coef", vf_coef), ("ent_coef", ent_coef)):
         common._check_real(c, name, 0.0, math.inf, hi_open=True)
     dist = ActorCritic.distribution(logits)

@@ -543,6 +543,21 @@ def evaluate(
     return returns
 
 
+def check_loss_batch(logits: torch.Tensor, actions: torch.Tensor, **tensors: torch.Tensor) -> None:
+    """For the agents' public loss functions: finite floating-point ``logits`` and ``tensors`` (by
+    name), and integer ``actions`` in ``[0, n_actions)``; ``ValueError`` naming the argument otherwise.
+    (The training loops call the unchecked internals: their inputs come from the agent itself.)"""
+    for name, x in (("logits", logits), *tensors.items()):
+        if not x.is_floating_point() or not torch.isfinite(x.detach()).all():
+            raise ValueError(f"{name} must be a finite floating-point tensor")
+    if actions.is_floating_point() or actions.is_complex() or actions.dtype == torch.bool:
+        raise ValueError(f"actions must be an integer tensor, got dtype {actions.dtype}")
+    if actions.numel() and (int(actions.min()) < 0 or int(actions.max()) >= logits.shape[1]):
+        raise ValueError(
+            f"actions must lie in [0, {logits.shape[1]}), got values in [{int(actions.min())}, {int(actions.max())}]"
+        )
+
+
 @contextlib.contextmanager
 def seeded(seed: int, threads: int, device: torch.device):
     """Seed torch's global RNG (restored afterwards) and set the intra-op thread count.

@@ -233,6 +233,8 @@ class LinearSoftmaxPolicy:
         if isinstance(w, torch.Tensor):
             if tuple(w.shape) != shape:
                 raise ValueError(f"w must have shape {shape}, got {tuple(w.shape)}")
+            if not w.is_floating_point():  # an integer w would truncate the features to integers
+                raise ValueError(f"w must be a floating-point tensor, got dtype {w.dtype}")
             if not torch.isfinite(w).all():
                 raise ValueError("w contains NaN or infinite values")
             return w

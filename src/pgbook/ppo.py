@@ -98,6 +98,11 @@ class PPOConfig(AgentConfig):
         common._check_int(self.n_epochs, "n_epochs", 1)
         common._check_int(self.minibatch_size, "minibatch_size", 1)
         batch = self.n_envs * self.n_steps
+        if self.normalize_advantages and self.minibatch_size < 2:
+            raise ValueError(
+                "minibatch_size must be >= 2 with normalize_advantages=True (the standard deviation of one "
+                f"advantage is undefined and would turn every parameter into NaN), got {self.minibatch_size}"
+            )
         if batch % self.minibatch_size != 0:
             raise ValueError(
                 f"minibatch_size must divide the rollout size n_envs * n_steps = {batch}, got {self.minibatch_size}"
@@ -164,6 +169,9 @@ def ppo_losses(
     ):
         if tuple(x.shape) != (B,):
             raise ValueError(f"{name} must have shape ({B},) like the batch of logits, got {tuple(x.shape)}")
+    common.check_loss_batch(
+        logits, actions, values=values, old_log_probs=old_log_probs, advantages=advantages, returns=returns
+    )
     for name, c in (("vf_coef", vf_coef), ("ent_coef", ent_coef)):
         common._check_real(c, name, 0.0, math.inf, hi_open=True)
     if isinstance(clip_eps, bool) or not isinstance(clip_eps, (int, float)) or not clip_eps > 0:
