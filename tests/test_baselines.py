@@ -441,3 +441,216 @@ def test_exercise_three_action_baseline(pi, Q):
     if pi == (Fraction(1, 2), Fraction(1, 4), Fraction(1, 4)):
         hand = (Fraction(21, 5), Fraction(109, 8), Fraction(7, 2), Fraction(13, 5))  # the solution's numbers
         assert (b_star, var(0), var(V), var(b_star)) == hand
+
+
+# ---------------------------------------------------------------------------------------------
+# A baseline per coordinate (prop-coordinate-baseline)
+# ---------------------------------------------------------------------------------------------
+
+
+def _brute_coordinate_variance(theta, Q, s, b_vec):
+    """tr Cov of the vectors score[s, a] * (Q[s, a] - b) with b = b_vec in row s (zero-score rows: any b)."""
+    pi = policies.probs(theta)
+    full = policies.score(theta)[s]  # (A, S, A): the whole table, every row
+    b = np.zeros(theta.shape)
+    b[s] = b_vec
+    g = full * (Q[s][:, None, None] - b[None])
+    mean = np.einsum("a,axy->xy", pi[s], g)
+    return float(np.einsum("a,axy->", pi[s], (g - mean) ** 2)), mean
+
+
+@pytest.mark.claim("prop-coordinate-baseline", how="exact")
+@pytest.mark.parametrize("S,A,gamma,seed", [(3, 3, 0.9, 0), (4, 4, 0.5, 1), (2, 5, 0.99, 2), (3, 2, 0.9, 3)])
+def test_coordinate_baseline_minimises_each_coordinate(S, A, gamma, seed):
+    """b°_i from the formula = golden-section minimiser of the brute-force variance in coordinate i; unbiased; beats b*."""
+    mdp, theta = _case(S, A, gamma, seed)
+    pi = policies.probs(theta)
+    Q, V = M.action_values(mdp, pi), M.state_values(mdp, pi)
+    b_coord = B.coordinate_optimal_baseline(mdp, theta)
+    b_star = B.optimal_baseline(mdp, theta)
+    rng = np.random.default_rng(seed)
+    for s in range(S):
+        # unbiased: the mean with any per-coordinate baseline is E[score Q]
+        _, mean0 = _brute_coordinate_variance(theta, Q, s, np.zeros(A))
+        _, mean_b = _brute_coordinate_variance(theta, Q, s, 10 * rng.standard_normal(A))
+        np.testing.assert_allclose(mean_b, mean0, atol=1e-12)
+        for i in range(A):  # the variance is separable: minimise coordinate i with the others at b°
+
+            def f(x, s=s, i=i):
+                b = b_coord[s].copy()
+                b[i] = x
+                return _brute_coordinate_variance(theta, Q, s, b)[0]
+
+            b_num = _golden_min(f, Q[s].min() - 1, Q[s].max() + 1)
+            assert abs(b_num - b_coord[s, i]) < 1e-6 * max(1.0, abs(b_coord[s, i]))
+    # the vectorised variance agrees with the brute force, for random and for scalar baselines
+    b = rng.standard_normal((S, A))
+    got = B.coordinate_baseline_variance(mdp, theta, b)
+    np.testing.assert_allclose(got, [_brute_coordinate_variance(theta, Q, s, b[s])[0] for s in range(S)], rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(
+        B.coordinate_baseline_variance(mdp, theta, np.repeat(b_star[:, None], A, axis=1)),
+        B.state_estimator_variance(mdp, theta, b_star),
+        rtol=1e-10,
+        atol=1e-13,
+    )
+    # b* is the c-weighted average of b°, the gap is sum_i c_i (b* - b°_i)^2, and the softmax closed form
+    c = np.einsum("sa,sai->si", pi, np.stack([policies.score(theta)[s, :, s, :] for s in range(S)]) ** 2)
+    np.testing.assert_allclose((c * b_coord).sum(1) / c.sum(1), b_star, rtol=1e-10, atol=1e-12)
+    gap = B.state_estimator_variance(mdp, theta, b_star) - B.coordinate_baseline_variance(mdp, theta, b_coord)
+    np.testing.assert_allclose(gap, (c * (b_star[:, None] - b_coord) ** 2).sum(1), rtol=1e-8, atol=1e-12)
+    closed = V[:, None] + (1 - 2 * pi) / (1 - pi) * (Q - V[:, None])
+    np.testing.assert_allclose(b_coord, closed, rtol=1e-10, atol=1e-11)
+    if A == 2:  # two actions: every coordinate's baseline is b*, nothing to gain
+        np.testing.assert_allclose(b_coord, np.repeat(b_star[:, None], 2, axis=1), rtol=1e-10, atol=1e-11)
+    else:  # the wrong claim "b* is optimal among all baselines" fails: b° is strictly better in every state
+        assert np.all(gap > 1e-3)
+
+
+@pytest.mark.claim("prop-coordinate-baseline", "thm-optimal-baseline", how="property")
+@settings(max_examples=30, deadline=None)
+@given(st.tuples(st.integers(1, 4), st.integers(2, 5), st.sampled_from([0.5, 0.9, 0.99]), st.integers(0, 10_000)))
+def test_coordinate_baseline_variance_is_a_separable_quadratic(c):
+    """Var_s(b) = Var_s(b°) + sum_i c_i (b_i - b°_i)^2 for random vectors b, so Var_s(b°) <= Var_s(b*) <= Var_s(V)."""
+    S, A, gamma, seed = c
+    mdp, theta = _case(S, A, gamma, seed)
+    pi = policies.probs(theta)
+    b_coord = B.coordinate_optimal_baseline(mdp, theta)
+    cw = np.einsum("sa,sai->si", pi, np.stack([policies.score(theta)[s, :, s, :] for s in range(S)]) ** 2)
+    b = b_coord + np.random.default_rng(seed).standard_normal((S, A))
+    base = B.coordinate_baseline_variance(mdp, theta, b_coord)
+    np.testing.assert_allclose(
+        B.coordinate_baseline_variance(mdp, theta, b), base + (cw * (b - b_coord) ** 2).sum(1), rtol=1e-9, atol=1e-11
+    )
+    var_star = B.state_estimator_variance(mdp, theta, B.optimal_baseline(mdp, theta))
+    var_V = B.state_estimator_variance(mdp, theta, M.state_values(mdp, pi))
+    assert np.all(base <= var_star + 1e-11) and np.all(var_star <= var_V + 1e-11)
+
+
+@pytest.mark.claim("prop-coordinate-baseline", "thm-optimal-baseline", how="exact")
+def test_exercise_three_action_coordinate_baseline():
+    """The review's exercise, exactly: Var_s(b°) = 4/3 < Var_s(b*) = 13/5 < Var_s(V) = 7/2, minimisers found independently."""
+    pi, Q = (Fraction(1, 2), Fraction(1, 4), Fraction(1, 4)), (Fraction(0), Fraction(4), Fraction(8))
+    A = 3
+    scores = [[int(a == j) - pi[j] for j in range(A)] for a in range(A)]
+
+    def coord_var(i, x):  # variance of coordinate i of score_a (Q_a - x), a ~ pi, by its definition
+        vals = [scores[a][i] * (Q[a] - x) for a in range(A)]
+        m = sum(p * v for p, v in zip(pi, vals))
+        return sum(p * (v - m) ** 2 for p, v in zip(pi, vals))
+
+    b_coord = []
+    for i in range(A):  # each coordinate's variance is a quadratic: three exact values give its minimiser
+        v0, v1, v2 = coord_var(i, 0), coord_var(i, 1), coord_var(i, 2)
+        alpha, beta = (v2 - 2 * v1 + v0) / 2, (4 * v1 - v2 - 3 * v0) / 2
+        b_coord.append(-beta / (2 * alpha))
+    var_coord = sum(coord_var(i, b_coord[i]) for i in range(A))
+    assert tuple(b_coord) == (3, Fraction(11, 3), Fraction(19, 3)) and var_coord == Fraction(4, 3)
+    # the package's exact functions agree with this independent computation ...
+    b_star_pkg, b_coord_pkg = B.exact_optimal_baselines(pi, Q)
+    assert b_coord_pkg == tuple(b_coord) and b_star_pkg == Fraction(21, 5)
+    assert B.exact_state_variance(pi, Q, b_coord_pkg) == var_coord
+    assert [B.exact_state_variance(pi, Q, b) for b in (0, 3, b_star_pkg)] == [Fraction(109, 8), Fraction(7, 2), Fraction(13, 5)]
+    # ... and with the floating-point functions
+    one_state = M.random_mdp(1, A, 0.9, seed=0)
+    theta = np.log(np.array([[float(p) for p in pi]]))
+    Q_arr = np.array([[float(q) for q in Q]])
+    np.testing.assert_allclose(B.coordinate_optimal_baseline(one_state, theta, Q=Q_arr)[0], [float(x) for x in b_coord], rtol=1e-12)
+    got = B.coordinate_baseline_variance(one_state, theta, np.array([[[float(x) for x in b_coord]]]), Q=Q_arr)
+    assert abs(got[0, 0] - 4 / 3) < 1e-12
+    # wrong version: b* optimal among all baselines would need Var_s(b°) >= Var_s(b*)
+    assert var_coord < Fraction(13, 5) < Fraction(7, 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampled returns in place of Q (prop-sampled-baseline)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.claim("prop-sampled-baseline", how="enumeration")
+@pytest.mark.parametrize("S,A,H,gamma,seed", [(3, 3, 3, 0.9, 5), (2, 2, 4, 0.5, 1), (2, 3, 3, 0.99, 2)])
+def test_sampled_return_adds_a_baseline_free_term(S, A, H, gamma, seed):
+    """Var[score (G_t - b) | s_t] = Var_s(b; Q_t) + E_a[w Var(G_t|s,a)] for every b, so the same b minimises both."""
+    mdp, theta = _case(S, A, gamma, seed)
+    pi = policies.probs(theta)
+    V, Q = B.finite_horizon_values(mdp, pi, H)
+    traj = M.enumerate_trajectories(mdp, pi, H)
+    G = B.reward_to_go(traj.rewards, gamma)
+    rng = np.random.default_rng(seed)
+    for t in range(H):
+        cm = B.conditional_expectation(traj, G[:, t], t, S, A)
+        extra = (pi * B.score_sq_norms(theta) * (B.conditional_expectation(traj, G[:, t] ** 2, t, S, A) - cm**2)).sum(1)
+        scalars = np.vstack([np.zeros(S), V[t], 5 * rng.standard_normal((6, S))])
+        vectors = 5 * rng.standard_normal((6, S, A))
+        gap_s = B.sampled_state_variance(mdp, theta, H, t, scalars) - B.state_estimator_variance(mdp, theta, scalars, Q=Q[t])
+        gap_v = B.sampled_state_variance(mdp, theta, H, t, vectors, per_coordinate=True) - B.coordinate_baseline_variance(
+            mdp, theta, vectors, Q=Q[t]
+        )
+        np.testing.assert_allclose(gap_s, np.broadcast_to(extra, gap_s.shape), rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(gap_v, np.broadcast_to(extra, gap_v.shape), rtol=1e-9, atol=1e-11)
+        if t < H - 1:
+            assert extra.max() > 1e-3  # the sampled return really adds variance
+        # the minimiser of the *sampled* variance (golden section, state by state) is b*_t from Q_t
+        b_star = B.optimal_baseline(mdp, theta, Q=Q[t])
+        for s in range(S):
+
+            def f(x, s=s):
+                b = b_star.copy()
+                b[s] = x
+                return B.sampled_state_variance(mdp, theta, H, t, b)[s]
+
+            assert abs(_golden_min(f, Q[t, s].min() - 1, Q[t, s].max() + 1, iters=80) - b_star[s]) < 1e-5
+        # wrong version: with a Q that is not E[G_t | s, a] (the infinite-horizon Q^pi), the gap depends on b
+        if t == 0:
+            wrong = B.sampled_state_variance(mdp, theta, H, t, scalars) - B.state_estimator_variance(mdp, theta, scalars)
+            assert np.ptp(wrong, axis=0).max() > 1e-2
+
+
+def test_sampled_state_variance_against_a_direct_enumeration():
+    """sampled_state_variance for one (t, s, b) equals a loop over trajectories with the whole score table."""
+    mdp, theta = _case(3, 3, 0.9, 7)
+    H, t, s = 3, 1, 2
+    b = np.array([0.3, -1.0, 2.0])
+    traj = M.enumerate_trajectories(mdp, policies.probs(theta), H)
+    G = B.reward_to_go(traj.rewards, mdp.gamma)[:, t]
+    sel = traj.states[:, t] == s
+    p = traj.prob[sel] / traj.prob[sel].sum()
+    vecs = np.array([policies.score(theta)[s, a].ravel() * (g - b[s]) for a, g in zip(traj.actions[sel, t], G[sel])])
+    want = float(p @ ((vecs - p @ vecs) ** 2).sum(1))
+    assert abs(B.sampled_state_variance(mdp, theta, H, t, b)[s] - want) < 1e-12
+    bc = np.random.default_rng(0).standard_normal((3, 3))
+    vecs = np.array([(policies.score(theta)[s, a] * (g - bc)).ravel() for a, g in zip(traj.actions[sel, t], G[sel])])
+    want = float(p @ ((vecs - p @ vecs) ** 2).sum(1))
+    assert abs(B.sampled_state_variance(mdp, theta, H, t, bc, per_coordinate=True)[s] - want) < 1e-12
+
+
+def test_new_functions_reject_bad_input():
+    """The per-coordinate, sampled and exact functions raise ValueError naming the argument."""
+    mdp, theta = _case(2, 3, 0.9, 0)
+    with pytest.raises(ValueError, match="mdp"):
+        B.coordinate_optimal_baseline("mdp", theta)
+    with pytest.raises(ValueError, match="Q"):
+        B.coordinate_optimal_baseline(mdp, theta, Q=np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="b must"):
+        B.coordinate_baseline_variance(mdp, theta, np.zeros(2))
+    with pytest.raises(ValueError, match="theta"):
+        B.coordinate_baseline_variance(mdp, np.zeros((3, 3)), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="horizon"):
+        B.sampled_state_variance(mdp, theta, 0, 0, np.zeros(2))
+    with pytest.raises(ValueError, match="t must"):
+        B.sampled_state_variance(mdp, theta, 2, 2, np.zeros(2))
+    with pytest.raises(ValueError, match="b must"):
+        B.sampled_state_variance(mdp, theta, 2, 0, np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="b must"):
+        B.sampled_state_variance(mdp, theta, 2, 0, np.zeros(2), per_coordinate=True)
+    with pytest.raises(ValueError, match="per_coordinate"):
+        B.sampled_state_variance(mdp, theta, 2, 0, np.zeros(2), per_coordinate=1)
+    with pytest.raises(ValueError, match="pi"):
+        B.exact_state_variance([0.5, 0.5], [0, 1], 0)
+    with pytest.raises(ValueError, match="pi"):
+        B.exact_optimal_baselines([Fraction(1, 2), Fraction(1, 3)], [0, 1])
+    with pytest.raises(ValueError, match="Q"):
+        B.exact_optimal_baselines([Fraction(1, 2), Fraction(1, 2)], [0, 1, 2])
+    with pytest.raises(ValueError, match="b must"):
+        B.exact_state_variance([Fraction(1, 2), Fraction(1, 2)], [0, 1], [0, 1, 2])
+    with pytest.raises(ValueError, match="b must"):
+        B.exact_state_variance([Fraction(1, 2), Fraction(1, 2)], [0, 1], 0.5)

@@ -178,3 +178,126 @@ def test_exercise_softmax_form(S, A, gamma, seed):
     pi = policies.probs(theta)
     simplified = M.discounted_visits(mdp, pi)[:, None] * pi * M.advantage_values(mdp, pi)
     assert relative_error(simplified, G.autograd_policy_gradient(mdp, theta)) < 1e-10
+
+
+# ---------------------------------------------------------------------------------------------
+# The finite horizon and the truncation bound (lem-pg-finite-horizon, eq-pg-tail-bound)
+# ---------------------------------------------------------------------------------------------
+
+TAIL_CASES = [(2, 2, 0.9, 0), (3, 2, 0.5, 1), (4, 3, 0.99, 2), (3, 4, 0.9, 3)]
+
+
+@pytest.mark.claim("lem-pg-finite-horizon", how="finite difference")
+@pytest.mark.parametrize("S, A, gamma, seed", TAIL_CASES)
+@pytest.mark.parametrize("H", [1, 3, 10])
+def test_finite_horizon_lemma(S, A, gamma, seed, H):
+    """sum_t gamma^t E[score_t Q^(H-t)] = central differences of the exact J_H (backward DP); Q^pi in its place is not."""
+    mdp, theta = case(S, A, gamma, seed)
+    lemma = G.finite_horizon_policy_gradient(mdp, theta, H)
+    fd = G.finite_difference_gradient(lambda th: M.finite_horizon_return(mdp, policies.probs(th), H), theta)
+    assert relative_error(lemma, fd) <= 1e-7
+    # power: the infinite-horizon Q^pi in place of the truncated Q^(H-t) gives another vector
+    pi = policies.probs(theta)
+    P_pi, Q_inf, marginal, wrong = M.policy_transition_matrix(mdp, pi), M.action_values(mdp, pi), mdp.p0, 0.0
+    for t in range(H):
+        wrong = wrong + gamma**t * np.einsum("s,sa,saxy,sa->xy", marginal, pi, policies.score(theta), Q_inf)
+        marginal = marginal @ P_pi
+    assert relative_error(wrong, fd) > 1e-4  # 1000 times the tolerance above
+
+
+@pytest.mark.claim("lem-pg-finite-horizon", how="autograd")
+@pytest.mark.parametrize("S, A, gamma, seed", TAIL_CASES)
+def test_finite_horizon_lemma_autograd(S, A, gamma, seed):
+    """The lemma equals torch autograd through the exact J_H, and J_H in torch equals the numpy DP."""
+    mdp, theta = case(S, A, gamma, seed)
+    for H in (1, 4, 25):
+        assert relative_error(G.finite_horizon_policy_gradient(mdp, theta, H), G.autograd_finite_horizon_gradient(mdp, theta, H)) <= 1e-10
+        t = torch.tensor(theta, dtype=torch.float64)
+        assert abs(float(G.finite_horizon_return_torch(mdp, t, H)) - M.finite_horizon_return(mdp, policies.probs(theta), H)) < 1e-12
+
+
+@pytest.mark.claim("eq-pg-tail-bound", how="exact")
+@pytest.mark.parametrize("S, A, gamma, seed", TAIL_CASES)
+def test_gradient_tail_is_the_difference(S, A, gamma, seed):
+    """gradient_tail = policy_gradient - finite_horizon_policy_gradient (exact, where the difference is resolvable)."""
+    mdp, theta = case(S, A, gamma, seed)
+    full = G.policy_gradient(mdp, theta)
+    for H in (1, 2, 5, 8):
+        tail = G.gradient_tail(mdp, theta, H)
+        assert np.abs(tail - (full - G.finite_horizon_policy_gradient(mdp, theta, H))).max() < 1e-12 * np.abs(full).max()
+        assert np.linalg.norm(tail) > 0
+
+
+@pytest.mark.claim("eq-pg-tail-bound", "thm-policy-gradient", how="exact")
+@pytest.mark.parametrize("S, A, gamma, seed", GRADIENT_CASES)
+def test_tail_bound_holds_on_random_mdps(S, A, gamma, seed):
+    """||grad J - grad J_H|| <= gamma^H Psi r_max (sqrt(H)/(1-gamma) + 1/(1-gamma)^2) <= (H+1) gamma^H Psi r_max / (1-gamma)^2."""
+    mdp, theta = case(S, A, gamma, seed)
+    psi, r_max = G.score_norm_max(theta), np.abs(mdp.R).max()
+    for H in (1, 2, 5, 10, 20, 50, 200):
+        err = np.linalg.norm(G.gradient_tail(mdp, theta, H))
+        bound = G.gradient_tail_bound(gamma, H, r_max, psi)
+        assert err <= bound
+        assert bound <= (H + 1) * gamma**H * psi * r_max / (1 - gamma) ** 2 * (1 + 1e-12)
+
+
+@pytest.mark.claim("rem-pg-tail-factor", "eq-pg-tail-bound", how="exact")
+def test_bound_without_sqrt_h_fails():
+    """Skip-cycle MDP: ||grad J - grad J_H|| exceeds gamma^H Psi r_max/(1-gamma)^2 (both exact computations); eq-pg-tail-bound holds."""
+    mdp, theta = G.skip_cycle_mdp([1, -1, -1, 1], 0.1), np.zeros((4, 2))
+    psi = G.score_norm_max(theta)
+    assert abs(psi - 1 / np.sqrt(2)) < 1e-15
+    H = 9
+    direct = G.policy_gradient(mdp, theta) - G.finite_horizon_policy_gradient(mdp, theta, H)
+    tail = G.gradient_tail(mdp, theta, H)
+    assert np.linalg.norm(direct - tail) < 1e-4 * np.linalg.norm(tail)
+    no_sqrt = 0.1**H * psi / (1 - 0.1) ** 2
+    assert np.linalg.norm(direct) > 1.2 * no_sqrt and np.linalg.norm(tail) > 1.2 * no_sqrt
+    assert np.linalg.norm(tail) < G.gradient_tail_bound(0.1, H, 1.0, psi)
+    # with 8 states the ratio grows past 2, and the bound still holds
+    mdp8, theta8 = G.skip_cycle_mdp([1, -1, -1, -1, -1, 1, 1, 1], 0.1), np.zeros((8, 2))
+    ratios = [np.linalg.norm(G.gradient_tail(mdp8, theta8, h) / 0.1**h) / (psi / 0.81) for h in range(1, 101)]
+    assert max(ratios) > 2
+    for h, r in zip(range(1, 101), ratios):
+        assert r * psi / 0.81 < G.gradient_tail_bound(0.1, h, 1.0, psi) / 0.1**h
+
+
+@pytest.mark.claim("rem-pg-tail-factor", how="exact")
+def test_tail_ratio_levels_off_on_a_mixing_mdp():
+    """For one MDP with positive transitions, ||grad J - grad J_H|| / gamma^H converges, while the bound / gamma^H grows like sqrt(H)."""
+    mdp = M.random_mdp(4, 3, 0.9, 3)
+    theta = np.random.default_rng(4).standard_normal((4, 3))
+    level = [np.linalg.norm(G.gradient_tail(mdp, theta, H)) / 0.9**H for H in (50, 100, 200, 400)]
+    assert np.ptp(level) < 1e-9 * level[0]
+    grow = [G.gradient_tail_bound(0.9, H, 1.0, 1.0) / 0.9**H for H in (50, 400)]
+    assert grow[1] > 1.3 * grow[0]
+
+
+def test_tail_functions_reject_bad_input():
+    """finite-horizon, tail and bound functions raise ValueError naming the argument."""
+    mdp = M.random_mdp(2, 2, 0.9, 0)
+    theta = np.zeros((2, 2))
+    with pytest.raises(ValueError, match="mdp"):
+        G.finite_horizon_policy_gradient("mdp", theta, 2)
+    with pytest.raises(ValueError, match="horizon"):
+        G.finite_horizon_policy_gradient(mdp, theta, 0)
+    with pytest.raises(ValueError, match="theta"):
+        G.autograd_finite_horizon_gradient(mdp, np.zeros((3, 2)), 2)
+    with pytest.raises(ValueError, match="theta must be a torch.Tensor"):
+        G.finite_horizon_return_torch(mdp, theta, 2)
+    with pytest.raises(ValueError, match="horizon"):
+        G.gradient_tail(mdp, theta, 1.5)
+    with pytest.raises(ValueError, match="theta"):
+        G.score_norm_max(np.array([np.nan]))
+    with pytest.raises(ValueError, match="gamma"):
+        G.gradient_tail_bound(1.0, 3, 1.0, 1.0)
+    with pytest.raises(ValueError, match="horizon"):
+        G.gradient_tail_bound(0.9, 0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="r_max"):
+        G.gradient_tail_bound(0.9, 3, -1.0, 1.0)
+    with pytest.raises(ValueError, match="score_max"):
+        G.gradient_tail_bound(0.9, 3, 1.0, float("nan"))
+    with pytest.raises(ValueError, match="rewards"):
+        G.skip_cycle_mdp([1, 2], 0.9)
+    with pytest.raises(ValueError, match="gamma"):
+        G.skip_cycle_mdp([1, 2, 3], -0.1)

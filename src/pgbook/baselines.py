@@ -32,11 +32,26 @@ which is ``V(s)`` only when ``||grad log pi(a|s)||^2`` and ``A(s, a)`` are uncor
 ``pi(.|s)`` (``eq-optimal-baseline-gap``); :func:`optimal_baseline` returns it. With two actions
 ``b*(s) = pi(2|s) Q(s, 1) + pi(1|s) Q(s, 2)`` and the variance at ``b*`` is zero
 (``cor-optimal-baseline-two-actions``).
+
+``b*`` is optimal among *scalar* baselines, one number per state subtracted from ``Q`` in every
+coordinate. A baseline per coordinate ``i`` of the parameter, subtracted only in that coordinate,
+does at least as well (``prop-coordinate-baseline``):
+
+    b_i(s) = E_a[(d_i log pi(a|s))^2 Q(s, a)] / E_a[(d_i log pi(a|s))^2],
+
+returned by :func:`coordinate_optimal_baseline`, with variance :func:`coordinate_baseline_variance`.
+When ``Q`` is replaced by a sampled return ``G`` with ``E[G | s, a] = Q(s, a)`` the variance grows
+by ``E_a[||grad log pi||^2 Var(G | s, a)]``, which does not depend on the baseline
+(``prop-sampled-baseline``); :func:`sampled_state_variance` computes the sampled variance exactly,
+by enumeration. :func:`exact_state_variance` and :func:`exact_optimal_baselines` redo the one-state
+computations in rational arithmetic (exercise ``ex-ch04-three-actions``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
+from numbers import Rational
 
 import numpy as np
 
@@ -58,6 +73,11 @@ __all__ = [
     "optimal_baseline",
     "trajectory_optimal_baseline",
     "payback_mdp",
+    "coordinate_optimal_baseline",
+    "coordinate_baseline_variance",
+    "sampled_state_variance",
+    "exact_state_variance",
+    "exact_optimal_baselines",
 ]
 
 #: The estimators :func:`estimator_samples` knows (see the module docstring).
@@ -286,6 +306,8 @@ def state_estimator_variance(mdp: _mdp.MDP, theta, b, Q=None) -> np.ndarray:
 def optimal_baseline(mdp: _mdp.MDP, theta, Q=None) -> np.ndarray:
     """The per-state variance-minimising scalar baseline for the tabular softmax policy; shape ``(S,)``.
 
+    Optimal among scalar baselines only: :func:`coordinate_optimal_baseline` does better.
+
     For the estimator ``grad log pi(a|s) (Q(s, a) - b(s))`` with ``a ~ pi(.|s)``, whose variance
     is ``tr Cov = E||. - mean||^2`` (:func:`state_estimator_variance`), the minimiser is
     (``thm-optimal-baseline``)
@@ -359,3 +381,161 @@ def payback_mdp(rho: float, gamma: float) -> _mdp.MDP:
     P[1, :, 1] = P[2, :, 2] = 1.0
     R = np.array([[1.0, -1.0], [-rho, -rho], [rho, rho]])
     return _mdp.MDP(P, R, np.array([1.0, 0.0, 0.0]), gamma)
+
+
+# ---------------------------------------------------------------------------------------------
+# A baseline per coordinate, and the sampled return in place of Q
+# ---------------------------------------------------------------------------------------------
+
+
+def _state_scores(theta: np.ndarray) -> np.ndarray:
+    """``psi[s, a, i] = d log pi(a|s) / d theta[s, i]``: the only non-zero row of the tabular score."""
+    score = policies.score(theta)  # (S, A, S, A)
+    S = theta.shape[0]
+    return score[np.arange(S), :, np.arange(S), :]  # (S, A, A)
+
+
+def coordinate_optimal_baseline(mdp: _mdp.MDP, theta, Q=None) -> np.ndarray:
+    """The variance-minimising baseline *per coordinate* of the parameter; shape ``(S, A)``.
+
+    For the estimator whose coordinate ``i`` is ``d_i log pi(a|s) (Q(s, a) - b_i(s))``, ``a ~ pi(.|s)``,
+    the trace of the covariance is a sum over coordinates of one-dimensional quadratics, each
+    minimised by (``prop-coordinate-baseline``)
+
+        b_i(s) = E_a[(d_i log pi(a|s))^2 Q(s, a)] / E_a[(d_i log pi(a|s))^2].
+
+    For the tabular softmax only the row ``theta[s]`` of the score is non-zero in state ``s``, so
+    ``b[s, i]`` is the baseline of coordinate ``theta[s, i]`` in state ``s`` (the baselines of the
+    other rows multiply zero). Computed from :func:`pgbook.policies.score`. Where
+    ``E_a[(d_i log pi)^2] = 0`` (a deterministic policy) every value is optimal; ``V(s)`` is returned.
+    """
+    mdp = _check_mdp(mdp)
+    theta = _check_theta_for(mdp, theta)
+    pi, Q = _state_q(mdp, theta, Q)
+    w = pi[:, :, None] * _state_scores(theta) ** 2  # (S, A, i)
+    num, den = np.einsum("sai,sa->si", w, Q), w.sum(axis=1)
+    V = (pi * Q).sum(axis=1)
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), V[:, None])
+
+
+def coordinate_baseline_variance(mdp: _mdp.MDP, theta, b, Q=None) -> np.ndarray:
+    """Exact ``tr Cov`` of the per-coordinate estimator ``d_i log pi(a|s) (Q(s, a) - b[s, i])``, per state.
+
+    ``b`` has shape ``(..., S, A)`` (a grid of per-coordinate baselines); the result has shape
+    ``(..., S)``. A scalar baseline ``b(s)`` is the case ``b[s, i] = b(s)`` for every ``i``, and then
+    the result equals :func:`state_estimator_variance`. ``Q`` defaults to the exact ``Q^pi``.
+    """
+    mdp = _check_mdp(mdp)
+    theta = _check_theta_for(mdp, theta)
+    pi, Q = _state_q(mdp, theta, Q)
+    b = as_float_array(b, "b")
+    if b.ndim < 2 or b.shape[-2:] != (mdp.n_states, mdp.n_actions):
+        raise ValueError(f"b must have shape (..., {mdp.n_states}, {mdp.n_actions}), got {b.shape}")
+    psi = _state_scores(theta)  # (S, A, i)
+    mean = np.einsum("sa,sai,sa->si", pi, psi, Q)
+    second = np.einsum("sa,sai,...sai->...s", pi, psi**2, (Q[:, :, None] - b[..., :, None, :]) ** 2)
+    return second - (mean**2).sum(axis=1)
+
+
+def sampled_state_variance(mdp: _mdp.MDP, theta, horizon: int, t: int, b, per_coordinate: bool = False) -> np.ndarray:
+    """Exact ``tr Cov[grad log pi(a_t|s_t) (G_t - b) | s_t = s]`` with the *sampled* reward-to-go ``G_t``.
+
+    Enumerates every trajectory of horizon ``H`` (:func:`pgbook.mdp.enumerate_trajectories`) and
+    conditions on ``s_t = s``: the randomness is that of ``a_t`` *and* of the rewards after it.
+    ``b`` is a scalar baseline per state, shape ``(..., S)``, or with ``per_coordinate=True`` a
+    baseline per coordinate, shape ``(..., S, A)`` (coordinate ``theta[s, i]`` in state ``s``, as in
+    :func:`coordinate_optimal_baseline`). Returns shape ``(..., S)``; NaN where ``Pr(s_t = s) = 0``.
+    By ``prop-sampled-baseline`` it exceeds the variance with ``Q_t`` in place of ``G_t``
+    (:func:`state_estimator_variance`, :func:`coordinate_baseline_variance` with
+    ``Q = finite_horizon_values(...)[1][t]``) by an amount that does not depend on ``b``.
+    """
+    mdp = _check_mdp(mdp)
+    theta = _check_theta_for(mdp, theta)
+    H = check_positive_int(horizon, "horizon")
+    if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 0 <= t < H:
+        raise ValueError(f"t must be an integer in [0, {H}), got {t!r}")
+    if not isinstance(per_coordinate, bool):
+        raise ValueError(f"per_coordinate must be a bool, got {per_coordinate!r}")
+    S, A = mdp.n_states, mdp.n_actions
+    b = as_float_array(b, "b")
+    want = (S, A) if per_coordinate else (S,)
+    if b.ndim < len(want) or b.shape[b.ndim - len(want):] != want:
+        raise ValueError(f"b must have shape (..., {', '.join(map(str, want))}), got {b.shape}")
+    traj = _mdp.enumerate_trajectories(mdp, policies.probs(theta), H)
+    s_t, a_t = traj.states[:, t], traj.actions[:, t]
+    G = reward_to_go(traj.rewards, mdp.gamma)[:, t]
+    psi = _state_scores(theta)[s_t, a_t]  # (N, i): row s_t of the score
+    if per_coordinate:
+        weight = G[:, None] - b[..., s_t, :]  # (..., N, i)
+    else:
+        weight = (G - b[..., s_t])[..., None]  # (..., N, 1)
+    est = psi * weight  # (..., N, i)
+    out = np.full(b.shape[: b.ndim - len(want)] + (S,), np.nan)
+    for s in range(S):
+        sel = s_t == s
+        mass = traj.prob[sel].sum()
+        if mass <= 0:
+            continue
+        p = traj.prob[sel] / mass
+        e = est[..., sel, :]
+        mean = np.einsum("n,...ni->...i", p, e)
+        out[..., s] = np.einsum("n,...ni->...", p, (e - mean[..., None, :]) ** 2)
+    return out
+
+
+def _as_rationals(x, name: str) -> list:
+    try:
+        items = list(x)
+    except TypeError as exc:
+        raise ValueError(f"{name} must be a sequence of rational numbers, got {type(x).__name__}") from exc
+    if not items or not all(isinstance(v, Rational) and not isinstance(v, bool) for v in items):
+        raise ValueError(f"{name} must be a non-empty sequence of int or Fraction, got {x!r}")
+    return [Fraction(v) for v in items]
+
+
+def _check_exact_policy(pi, Q):
+    p = _as_rationals(pi, "pi")
+    if any(v <= 0 for v in p) or sum(p) != 1:
+        raise ValueError(f"pi must be positive and sum exactly to 1, got {pi!r}")
+    q = _as_rationals(Q, "Q")
+    if len(q) != len(p):
+        raise ValueError(f"Q must have {len(p)} entries like pi, got {len(q)}")
+    return p, q
+
+
+def exact_state_variance(pi, Q, b) -> Fraction:
+    """``tr Cov`` of ``grad log pi(a) (Q(a) - b)`` for one state of a softmax policy, in exact rationals.
+
+    ``pi`` and ``Q`` are sequences of ints or :class:`fractions.Fraction` (``pi`` positive, summing to
+    exactly 1). The score of action ``a`` with respect to the logits is ``e_a - pi``. ``b`` is a
+    scalar baseline (a rational) or a baseline per coordinate (a sequence of ``len(pi)`` rationals).
+    Computed from the definition ``E||g - E g||^2``, without the formulas for the optimal baselines.
+    """
+    p, q = _check_exact_policy(pi, Q)
+    A = len(p)
+    if isinstance(b, Rational) and not isinstance(b, bool):
+        bs = [Fraction(b)] * A
+    else:
+        bs = _as_rationals(b, "b")
+        if len(bs) != A:
+            raise ValueError(f"b must be a rational or a sequence of {A} rationals, got {b!r}")
+    vecs = [[(int(a == i) - p[i]) * (q[a] - bs[i]) for i in range(A)] for a in range(A)]
+    mean = [sum(p[a] * vecs[a][i] for a in range(A)) for i in range(A)]
+    return sum(p[a] * sum((vecs[a][i] - mean[i]) ** 2 for i in range(A)) for a in range(A))
+
+
+def exact_optimal_baselines(pi, Q) -> tuple[Fraction, tuple[Fraction, ...]]:
+    """``(b*, (b_1, ..., b_A))``: the optimal scalar and per-coordinate baselines of one state, exactly.
+
+    ``b* = E[w Q] / E[w]`` with ``w(a) = ||e_a - pi||^2`` (``thm-optimal-baseline``) and
+    ``b_i = E[(e_a - pi)_i^2 Q] / E[(e_a - pi)_i^2]`` (``prop-coordinate-baseline``), in rationals.
+    """
+    p, q = _check_exact_policy(pi, Q)
+    A = len(p)
+    sq = [[(int(a == i) - p[i]) ** 2 for i in range(A)] for a in range(A)]
+    w = [sum(row) for row in sq]
+    b_star = sum(p[a] * w[a] * q[a] for a in range(A)) / sum(p[a] * w[a] for a in range(A))
+    coord = tuple(
+        sum(p[a] * sq[a][i] * q[a] for a in range(A)) / sum(p[a] * sq[a][i] for a in range(A)) for i in range(A)
+    )
+    return b_star, coord

@@ -12,6 +12,15 @@ the analytic score of :func:`pgbook.policies.score`, not a hand-simplified formu
 gradient in two other, independent ways: central differences of the exactly computed ``J``, and
 torch autograd through the differentiable linear solve of :func:`expected_return_torch`.
 :func:`reinforce_gradients` is the sampled (Monte Carlo) estimator.
+
+The proof of the theorem goes through the finite horizon ``H`` (``lem-pg-finite-horizon``,
+``eq-pg-tail-bound``): :func:`finite_horizon_policy_gradient` evaluates
+``grad J_H = sum_{t<H} gamma^t E[grad log pi(a_t|s_t) Q_{H-t}(s_t, a_t)]`` exactly (backward and
+forward dynamic programming), :func:`autograd_finite_horizon_gradient` differentiates the exact
+``J_H`` with torch instead, and :func:`gradient_tail` computes ``grad J - grad J_H`` without
+cancellation, as ``gamma^H grad_theta [Pr(s_H = .) . V^pi]``. :func:`gradient_tail_bound` is the
+bound of ``eq-pg-tail-bound``; :func:`skip_cycle_mdp` is the example (``rem-pg-tail-factor``) on
+which the bound without its ``sqrt(H)`` term fails.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ import torch
 
 from . import mdp as _mdp
 from . import policies
-from ._validate import as_float_array, check_positive_int, check_shape
+from ._validate import as_float_array, check_gamma, check_positive_int, check_shape
 
 __all__ = [
     "policy_gradient",
@@ -32,6 +41,13 @@ __all__ = [
     "expected_return_torch",
     "autograd_policy_gradient",
     "reinforce_gradients",
+    "finite_horizon_policy_gradient",
+    "finite_horizon_return_torch",
+    "autograd_finite_horizon_gradient",
+    "gradient_tail",
+    "score_norm_max",
+    "gradient_tail_bound",
+    "skip_cycle_mdp",
 ]
 
 
@@ -143,3 +159,144 @@ def reinforce_gradients(
     else:
         weights = np.repeat((rewards @ discounts)[:, None], H, axis=1)
     return policies.weighted_score_sum(theta, states, actions, weights)
+
+
+# ---------------------------------------------------------------------------------------------
+# The finite horizon and the truncation bound (proof of thm-policy-gradient)
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_mdp(mdp) -> _mdp.MDP:
+    if not isinstance(mdp, _mdp.MDP):
+        raise ValueError(f"mdp must be a pgbook.mdp.MDP, got {type(mdp).__name__}")
+    return mdp
+
+
+def finite_horizon_policy_gradient(mdp: _mdp.MDP, theta, horizon: int) -> np.ndarray:
+    """Exact ``grad J_H`` of the tabular softmax policy by the finite-horizon theorem; shape ``(S, A)``.
+
+    ``J_H = E[sum_{t<H} gamma^t r_t]`` and (``lem-pg-finite-horizon``)
+
+        grad J_H = sum_{t<H} gamma^t sum_s Pr(s_t = s) sum_a pi(a|s) grad log pi(a|s) Q_{H-t}(s, a),
+
+    with ``Q_k`` the action value with ``k`` steps to go (backward dynamic programming,
+    :func:`pgbook.mdp.finite_horizon_action_values`) and ``Pr(s_t = .) = p0 P_pi^t`` (forward). It
+    never differentiates ``J_H``; :func:`autograd_finite_horizon_gradient` does, independently.
+    """
+    mdp = _check_mdp(mdp)
+    theta = _check_theta_for(mdp, theta)
+    H = check_positive_int(horizon, "horizon")
+    pi = policies.probs(theta)
+    Q = _mdp.finite_horizon_action_values(mdp, pi, H)  # Q[t] has H - t steps to go
+    P_pi = _mdp.policy_transition_matrix(mdp, pi)
+    weighted_score = np.einsum("sa,saxy->saxy", pi, policies.score(theta))
+    grad = np.zeros(theta.shape)
+    marginal = mdp.p0.copy()
+    for t in range(H):
+        grad += mdp.gamma**t * np.einsum("s,saxy,sa->xy", marginal, weighted_score, Q[t])
+        marginal = marginal @ P_pi
+    return grad
+
+
+def finite_horizon_return_torch(mdp: _mdp.MDP, theta: torch.Tensor, horizon: int) -> torch.Tensor:
+    """Differentiable exact ``J_H(theta)`` in torch: softmax, then ``H`` backward Bellman steps."""
+    mdp = _check_mdp(mdp)
+    check_theta_tensor(mdp, theta)
+    H = check_positive_int(horizon, "horizon")
+    P = torch.tensor(mdp.P, dtype=theta.dtype)
+    R = torch.tensor(mdp.R, dtype=theta.dtype)
+    pi = torch.softmax(theta, dim=1)
+    P_pi = torch.einsum("sa,sat->st", pi, P)
+    r_pi = (pi * R).sum(dim=1)
+    V = torch.zeros(mdp.n_states, dtype=theta.dtype)
+    for _ in range(H):
+        V = r_pi + mdp.gamma * P_pi @ V
+    return torch.tensor(mdp.p0, dtype=theta.dtype) @ V
+
+
+def autograd_finite_horizon_gradient(mdp: _mdp.MDP, theta, horizon: int) -> np.ndarray:
+    """``grad_theta J_H`` by torch autograd through :func:`finite_horizon_return_torch`; shape ``(S, A)``."""
+    mdp = _check_mdp(mdp)
+    theta = _check_theta_for(mdp, theta)
+    t = torch.tensor(theta, dtype=torch.float64, requires_grad=True)
+    finite_horizon_return_torch(mdp, t, horizon).backward()
+    return t.grad.numpy()
+
+
+def gradient_tail(mdp: _mdp.MDP, theta, horizon: int) -> np.ndarray:
+    """``grad J - grad J_H`` without cancellation; shape ``(S, A)``.
+
+    ``J - J_H = gamma^H E[V^pi(s_H)] = gamma^H (p0 P_pi^H) . V^pi`` (Markov property), so the
+    difference of the gradients is ``gamma^H`` times the autograd gradient of
+    ``(p0 P_pi^H) . V^pi`` — accurate to round-off *relative to its own size*, also when
+    ``gamma^H`` is far below the round-off of ``grad J`` itself.
+    """
+    mdp = _check_mdp(mdp)
+    if not mdp.gamma < 1.0:
+        raise ValueError(f"mdp must be discounted (gamma < 1) for grad J to be defined, got gamma = {mdp.gamma}")
+    theta = _check_theta_for(mdp, theta)
+    H = check_positive_int(horizon, "horizon")
+    th = torch.tensor(theta, dtype=torch.float64, requires_grad=True)
+    P = torch.tensor(mdp.P, dtype=torch.float64)
+    R = torch.tensor(mdp.R, dtype=torch.float64)
+    pi = torch.softmax(th, dim=1)
+    P_pi = torch.einsum("sa,sat->st", pi, P)
+    r_pi = (pi * R).sum(dim=1)
+    V = torch.linalg.solve(torch.eye(mdp.n_states, dtype=torch.float64) - mdp.gamma * P_pi, r_pi)
+    marginal = torch.tensor(mdp.p0, dtype=torch.float64)
+    for _ in range(H):
+        marginal = marginal @ P_pi
+    (marginal @ V).backward()
+    return mdp.gamma**H * th.grad.numpy()
+
+
+def score_norm_max(theta) -> float:
+    """``max_{s,a} ||grad_theta log pi_theta(a|s)||`` over the whole table (at most ``sqrt(2)`` for the softmax)."""
+    theta = policies.check_theta(theta)
+    return float(np.sqrt((policies.score(theta) ** 2).sum(axis=(2, 3)).max()))
+
+
+def _check_nonnegative(x, name: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)) or not np.isfinite(x) or x < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {x!r}")
+    return float(x)
+
+
+def gradient_tail_bound(gamma: float, horizon: int, r_max: float, score_max: float) -> float:
+    """The bound of ``eq-pg-tail-bound`` on ``||grad J - grad J_H||`` (Euclidean norm over the table).
+
+        gamma^H * score_max * r_max * (sqrt(H) / (1 - gamma) + 1 / (1 - gamma)^2)
+
+    with ``r_max = max |r(s, a)|`` and ``score_max = max ||grad log pi(a|s)||``
+    (:func:`score_norm_max`). The ``sqrt(H)`` term bounds the error of the truncated action values,
+    the other the steps ``t >= H``; it is at most ``(H + 1) gamma^H score_max r_max / (1 - gamma)^2``.
+    """
+    gamma = check_gamma(gamma)
+    H = check_positive_int(horizon, "horizon")
+    r_max = _check_nonnegative(r_max, "r_max")
+    score_max = _check_nonnegative(score_max, "score_max")
+    return gamma**H * score_max * r_max * (np.sqrt(H) / (1.0 - gamma) + 1.0 / (1.0 - gamma) ** 2)
+
+
+def skip_cycle_mdp(rewards, gamma: float) -> _mdp.MDP:
+    """A cycle of ``n = len(rewards)`` states in which state 0 may skip state 1 (``rem-pg-tail-factor``).
+
+    State ``s`` moves to ``s + 1 (mod n)`` whatever the action, except that in state 0 action 1
+    moves to state 2. The reward is ``rewards[s]`` in state ``s`` for both actions; ``p0 = e_0``.
+    Each visit to state 0 decides the phase of the walk around the cycle, so ``Pr(s_H = .)``
+    depends on all the decisions made before ``H`` — on about ``H / n`` of them — and the
+    gradient of the truncation error is larger than the bound without its ``sqrt(H)`` term allows.
+    """
+    r = as_float_array(rewards, "rewards", ndim=1)
+    n = r.shape[0]
+    if n < 3:
+        raise ValueError(f"rewards must have at least 3 entries (states), got {n}")
+    gamma = check_gamma(gamma)
+    P = np.zeros((n, 2, n))
+    for s in range(n):
+        P[s, :, (s + 1) % n] = 1.0
+    P[0, 1, 1] = 0.0
+    P[0, 1, 2] = 1.0
+    p0 = np.zeros(n)
+    p0[0] = 1.0
+    return _mdp.MDP(P, np.repeat(r[:, None], 2, axis=1), p0, gamma)
