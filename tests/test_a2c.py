@@ -93,7 +93,7 @@ def _batch(B=16, A=3, seed=0, init=False):
 
 @pytest.mark.claim("eq-a2c-policy-loss", "err-a2c-loss-is-gradient", how="autograd")
 def test_policy_loss_gradient_is_minus_the_policy_gradient_estimate():
-    """grad_logits L_policy = -(onehot(a) - pi) A / B: minus the score-function estimate of grad J."""
+    """grad_logits L_policy = -(onehot(a) - pi) A / B: minus the per-step average of the score times the advantage."""
     model, obs, _, actions, _ = _batch()
     adv = torch.randn(16)
     logits = model.actor(obs).detach().requires_grad_(True)

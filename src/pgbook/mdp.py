@@ -18,6 +18,15 @@ table ``pi[s, a]`` whose rows are distributions. For a policy, with
 
 Finite-horizon helpers enumerate every trajectory of a tiny MDP exhaustively (chapter 1) and
 sample trajectories for Monte Carlo checks.
+
+*Episodic MDPs* (chapter 9, :mod:`pgbook.episodic`, eq. ``eq-episodic-pg``) declare a boolean mask
+``terminal`` of absorbing, zero-reward states; the episode ends on entering one. Then ``gamma = 1``
+is allowed, and ``V``, ``Q`` and the visitation are solved on the non-terminal block only
+(``V = 0`` on terminal states; visits count the steps before termination, so
+``discounted_visits`` at ``gamma = 1`` is the expected number of visits per episode). The block
+``I - gamma P_pi`` is invertible for ``gamma < 1``, and for ``gamma = 1`` exactly when ``pi`` is
+*proper* — the terminal set is reachable from every non-terminal state — which is checked on the
+support of ``P_pi`` before solving. Without ``terminal`` nothing changes.
 """
 
 from __future__ import annotations
@@ -66,14 +75,19 @@ class MDP:
         Expected immediate reward r(s, a).
     p0 : array ``(S,)``
         Initial state distribution.
-    gamma : float in [0, 1)
+    gamma : float in [0, 1), or in [0, 1] when ``terminal`` is given
         Discount factor.
+    terminal : boolean array ``(S,)`` or None
+        Optional mask of terminal states (episodic MDP): each must be absorbing
+        (``P[s, a, s] = 1``) with zero reward (``R[s, a] = 0``) for every action, and at least one
+        state must be non-terminal. ``None`` (the default) is a continuing MDP.
     """
 
     P: np.ndarray
     R: np.ndarray
     p0: np.ndarray
     gamma: float
+    terminal: np.ndarray | None = None
 
     def __post_init__(self):
         P = as_float_array(self.P, "P", ndim=3)
@@ -86,11 +100,22 @@ class MDP:
         p0 = as_float_array(self.p0, "p0", ndim=1)
         check_shape(p0, (S,), "p0")
         check_distribution(p0, "p0")
-        gamma = check_gamma(self.gamma)
+        terminal = self.terminal
+        if terminal is None:
+            if not isinstance(self.gamma, bool) and isinstance(self.gamma, (int, float, np.integer, np.floating)) and self.gamma == 1:
+                raise ValueError(
+                    "gamma must lie in [0, 1) unless terminal states are declared "
+                    f"(terminal=...), got {self.gamma!r}"
+                )
+            gamma = check_gamma(self.gamma)
+        else:
+            gamma = check_gamma(self.gamma, allow_one=True)
+            terminal = _check_terminal(terminal, P, R)
         for name, value in (("P", P), ("R", R), ("p0", p0)):
             value.setflags(write=False)
             object.__setattr__(self, name, value)
         object.__setattr__(self, "gamma", gamma)
+        object.__setattr__(self, "terminal", terminal)
 
     @property
     def n_states(self) -> int:
@@ -100,9 +125,32 @@ class MDP:
     def n_actions(self) -> int:
         return self.P.shape[1]
 
+    @property
+    def episodic(self) -> bool:
+        """Whether terminal states are declared."""
+        return self.terminal is not None
+
     def with_gamma(self, gamma: float) -> "MDP":
-        """The same dynamics and rewards with another discount factor."""
-        return MDP(self.P, self.R, self.p0, gamma)
+        """The same dynamics, rewards (and terminal states) with another discount factor."""
+        return MDP(self.P, self.R, self.p0, gamma, self.terminal)
+
+
+def _check_terminal(terminal, P: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """Validate the terminal mask: boolean ``(S,)``, absorbing, zero reward, not all terminal."""
+    mask = np.asarray(terminal)
+    if mask.dtype != bool:
+        raise ValueError(f"terminal must be a boolean array, got dtype {mask.dtype}")
+    check_shape(mask, (P.shape[0],), "terminal")
+    if mask.all():
+        raise ValueError("terminal must leave at least one non-terminal state")
+    for s in np.flatnonzero(mask):
+        if not np.all(P[s, :, s] == 1.0):
+            raise ValueError(f"terminal state {s} must be absorbing: P[{s}, a, {s}] = 1 for every action a")
+        if np.any(R[s] != 0.0):
+            raise ValueError(f"terminal state {s} must have zero reward: R[{s}, a] = 0 for every action a")
+    mask = mask.copy()
+    mask.setflags(write=False)
+    return mask
 
 
 def random_mdp(n_states: int, n_actions: int, gamma: float, seed: int) -> MDP:
@@ -141,11 +189,41 @@ def _bellman_matrix(mdp: MDP, pi: np.ndarray) -> np.ndarray:
     return np.eye(mdp.n_states) - mdp.gamma * np.einsum("sa,sat->st", pi, mdp.P)
 
 
+def _episodic_block(mdp: MDP, pi: np.ndarray):
+    """Non-terminal indices and ``I - gamma P_pi`` on them; raise for an improper ``pi`` at ``gamma = 1``."""
+    live = np.flatnonzero(~mdp.terminal)
+    P_pi = np.einsum("sa,sat->st", pi, mdp.P)
+    if mdp.gamma == 1.0:
+        # proper <=> from every non-terminal state some terminal state is reachable (support of P_pi)
+        reach = mdp.terminal.copy()
+        while True:
+            new = reach | ((P_pi[:, reach] > 0).any(axis=1))
+            if np.array_equal(new, reach):
+                break
+            reach = new
+        stuck = np.flatnonzero(~reach)
+        if stuck.size:
+            raise ValueError(
+                f"pi is improper: from states {stuck.tolist()} no terminal state is reachable, so with "
+                "gamma = 1 the return is undefined (I - P_pi on the non-terminal states is singular)"
+            )
+    return live, np.eye(live.size) - mdp.gamma * P_pi[np.ix_(live, live)]
+
+
 def state_values(mdp: MDP, pi) -> np.ndarray:
-    """Exact ``V^pi`` from the linear system ``(I - gamma P_pi) V = r_pi``; shape ``(S,)``."""
+    """Exact ``V^pi`` from the linear system ``(I - gamma P_pi) V = r_pi``; shape ``(S,)``.
+
+    For an episodic MDP the system is solved on the non-terminal states, and ``V = 0`` on the
+    terminal ones.
+    """
     pi = check_policy(mdp, pi)
     r_pi = np.einsum("sa,sa->s", pi, mdp.R)
-    return np.linalg.solve(_bellman_matrix(mdp, pi), r_pi)
+    if mdp.terminal is None:
+        return np.linalg.solve(_bellman_matrix(mdp, pi), r_pi)
+    live, block = _episodic_block(mdp, pi)
+    V = np.zeros(mdp.n_states)
+    V[live] = np.linalg.solve(block, r_pi[live])
+    return V
 
 
 def action_values(mdp: MDP, pi) -> np.ndarray:
@@ -170,13 +248,27 @@ def discounted_visits(mdp: MDP, pi) -> np.ndarray:
 
     Solves ``eta^T (I - gamma P_pi) = p0^T``. Sums to ``1 / (1 - gamma)``. This is the weight
     in the state-sum form of the policy gradient theorem (eq. ``eq-pg-visitation``).
+
+    For an episodic MDP only the steps before termination count: ``eta(s) = sum_t gamma^t
+    Pr(s_t = s, t < L)`` on non-terminal ``s`` (``L`` the episode length) and 0 on terminal states;
+    at ``gamma = 1`` it is the expected number of visits per episode and sums to ``E[L]``.
     """
     pi = check_policy(mdp, pi)
-    return np.linalg.solve(_bellman_matrix(mdp, pi).T, mdp.p0)
+    if mdp.terminal is None:
+        return np.linalg.solve(_bellman_matrix(mdp, pi).T, mdp.p0)
+    live, block = _episodic_block(mdp, pi)
+    eta = np.zeros(mdp.n_states)
+    eta[live] = np.linalg.solve(block.T, mdp.p0[live])
+    return eta
 
 
 def discounted_state_distribution(mdp: MDP, pi) -> np.ndarray:
-    """Normalised discounted state distribution ``d^pi(s) = (1 - gamma) eta(s)``; sums to 1."""
+    """Normalised discounted state distribution ``d^pi(s) = (1 - gamma) eta(s)``; sums to 1.
+
+    Defined for continuing MDPs only (for an episodic one use :func:`discounted_visits`).
+    """
+    if mdp.terminal is not None:
+        raise ValueError("mdp is episodic (terminal states declared): d = (1 - gamma) eta does not sum to 1; use discounted_visits")
     return (1.0 - mdp.gamma) * discounted_visits(mdp, pi)
 
 

@@ -12,8 +12,9 @@ Equations of the chapter implemented here (:cite:`schulman2017ppo`; the theory i
   and ``S`` the entropy. (The notes' pseudocode writes ``L^CLIP + c1 L^VF + c2 S`` and descends on
   it; chapters 7 and 10 sort the signs out.)
 * ``cor-ppo-first-minibatch`` — at ``theta = theta_old`` every ratio is 1, nothing is clipped,
-  and the first minibatch's gradient of ``L^CLIP`` is the A2C policy-gradient direction
-  ``mean_t[grad log pi(a_t|s_t) A_t]`` (chapter 7's ``thm-clip-first-step``, on real rollouts).
+  and the first minibatch's gradient of ``L^CLIP`` is the A2C step ``mean_t[grad log pi(a_t|s_t) A_t]``
+  (chapter 7's ``thm-clip-first-step``, on real rollouts), whose expectation is the agents'
+  direction ``g_agent`` of chapter 9 (``eq-agent-direction``), not ``grad J``.
 * ``eq-ppo-approx-kl`` — the diagnostic ``approx_kl = mean_t[(r_t - 1) - log r_t]``, an unbiased,
   per-sample non-negative estimator of ``KL(pi_old || pi_theta)`` on states and actions drawn
   by ``pi_old``; with the clip fraction ``mean_t[ |r_t - 1| > eps ]`` and the ratio range it is
