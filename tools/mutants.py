@@ -67,6 +67,10 @@ MUTANTS: list[Mutant] = [
            "return policies.weighted_score_sum(theta, states, actions, weights)",
            "return policies.weighted_score_sum(theta, states, actions, 1.05 * weights)",
            "REINFORCE estimator biased by +5%"),
+    Mutant("full-return-15pct-low", "eq-pg-log-trick", "gradients.py",
+           "weights = np.repeat((rewards @ discounts)[:, None], H, axis=1)",
+           "weights = 0.85 * np.repeat((rewards @ discounts)[:, None], H, axis=1)",
+           "full-return REINFORCE estimator scaled by 0.85"),
     # ch03 — the score-function identity
     Mutant("score-times-minus-3", "eq-score-other-sampling", "score_function.py",
            'return np.einsum("sa,sa,saxy->sxy", q, w, policies.score(theta))',

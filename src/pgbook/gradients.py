@@ -41,6 +41,7 @@ __all__ = [
     "expected_return_torch",
     "autograd_policy_gradient",
     "reinforce_gradients",
+    "reinforce_estimates",
     "finite_horizon_policy_gradient",
     "finite_horizon_return_torch",
     "autograd_finite_horizon_gradient",
@@ -151,7 +152,24 @@ def reinforce_gradients(
     H = check_positive_int(horizon, "horizon")
     pi = policies.probs(theta)
     states, actions, rewards = _mdp.sample_trajectories(mdp, pi, N, H, seed)
-    discounts = mdp.gamma ** np.arange(H)
+    return reinforce_estimates(theta, states, actions, rewards, mdp.gamma, estimator)
+
+
+def reinforce_estimates(theta, states, actions, rewards, gamma: float, estimator: str = "reward_to_go") -> np.ndarray:
+    """The REINFORCE estimate of each given trajectory, shape ``(N, S, A)``.
+
+    ``states``, ``actions``, ``rewards`` have shape ``(N, H)`` (e.g. from
+    :func:`pgbook.mdp.sample_trajectories`, or every trajectory from
+    :func:`pgbook.mdp.enumerate_trajectories`, which makes the expectation exact).
+    ``"reward_to_go"``: ``sum_t gamma^t G_t grad log pi(a_t|s_t)``; ``"full_return"``:
+    ``R(tau) sum_t grad log pi(a_t|s_t)``. Both have expectation ``grad J_H`` (eq. ``eq-pg-log-trick``).
+    """
+    if estimator not in ("reward_to_go", "full_return"):
+        raise ValueError(f"estimator must be 'reward_to_go' or 'full_return', got {estimator!r}")
+    gamma = check_gamma(gamma, allow_one=True)
+    rewards = as_float_array(rewards, "rewards", ndim=2)
+    H = rewards.shape[1]
+    discounts = gamma ** np.arange(H)
     if estimator == "reward_to_go":
         disc_rewards = rewards * discounts
         # gamma^t G_t = sum_{l >= t} gamma^l r_l : a reversed cumulative sum
