@@ -86,6 +86,10 @@ MUTANTS: list[Mutant] = [
     Mutant("optimal-baseline-plus-one", "thm-optimal-baseline", "baselines.py",
            "w = pi * score_sq_norms(theta)", "w = pi * (score_sq_norms(theta) + 1.0)",
            "optimal baseline weighted by ||score||^2 + 1 instead of ||score||^2"),
+    Mutant("coordinate-baseline-abs-score", "prop-coordinate-baseline", "baselines.py",
+           "w = pi[:, :, None] * _state_scores(theta) ** 2  # (S, A, i)",
+           "w = pi[:, :, None] * np.abs(_state_scores(theta))  # (S, A, i)",
+           "per-coordinate baseline weighted by |d_i log pi| instead of its square"),
     # ch05 — importance sampling
     Mutant("is-variance-centred-at-ep", "eq-is-variance", "importance.py",
            "mean = float(np.sum(q[pos] * wf))", "mean = float(np.sum(p * f))",
