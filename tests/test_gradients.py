@@ -308,3 +308,11 @@ def test_tail_functions_reject_bad_input():
         G.skip_cycle_mdp([1, 2], 0.9)
     with pytest.raises(ValueError, match="gamma"):
         G.skip_cycle_mdp([1, 2, 3], -0.1)
+
+
+@pytest.mark.claim("eq-pg-tail-bound", how="exact")
+def test_gradient_tail_bound_is_the_stated_formula():
+    """gradient_tail_bound against values worked by hand: gamma^H Psi r_max (sqrt(H)/(1-gamma) + 1/(1-gamma)^2)."""
+    assert G.gradient_tail_bound(0.5, 4, 3.0, 2.0) == pytest.approx(0.0625 * 6.0 * (2.0 / 0.5 + 4.0), rel=1e-15)  # 3.0
+    assert G.gradient_tail_bound(0.9, 9, 1.0, 1.0) == pytest.approx(0.9**9 * (3.0 / 0.1 + 100.0), rel=1e-13)
+    assert G.gradient_tail_bound(0.5, 4, 3.0, 2.0) == pytest.approx(3.0, rel=1e-15)

@@ -71,6 +71,10 @@ MUTANTS: list[Mutant] = [
            "weights = np.repeat((rewards @ discounts)[:, None], H, axis=1)",
            "weights = 0.85 * np.repeat((rewards @ discounts)[:, None], H, axis=1)",
            "full-return REINFORCE estimator scaled by 0.85"),
+    Mutant("tail-bound-one-power", "eq-pg-tail-bound", "gradients.py",
+           "(np.sqrt(H) / (1.0 - gamma) + 1.0 / (1.0 - gamma) ** 2)",
+           "(np.sqrt(H) / (1.0 - gamma) + 1.0 / (1.0 - gamma))",
+           "gradient tail bound with one power of 1/(1-gamma) missing"),
     # ch03 — the score-function identity
     Mutant("score-times-minus-3", "eq-score-other-sampling", "score_function.py",
            'return np.einsum("sa,sa,saxy->sxy", q, w, policies.score(theta))',
@@ -149,6 +153,10 @@ MUTANTS: list[Mutant] = [
            "total = policy + vf_coef * value - ent_coef * entropy  # eq-a2c-total-loss",
            "total = policy + vf_coef * value + ent_coef * entropy  # eq-a2c-total-loss",
            "entropy bonus with the wrong sign (the entropy is minimised)"),
+    Mutant("agent-direction-discounted-visits", "eq-agent-direction", "episodic.py",
+           "return _score_sum(theta, episode_visits(mdp, pi), _mdp.advantage_values(mdp, pi))",
+           "return _score_sum(theta, _mdp.discounted_visits(mdp, pi), _mdp.advantage_values(mdp, pi))",
+           "the agents' direction with the discounted visitation eta_gamma in place of rho"),
     # ch10 — PPO
     Mutant("ppo-clip-max", "eq-ppo-loss", "ppo.py",
            "return torch.min(ratio * advantages, torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantages)",

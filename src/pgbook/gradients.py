@@ -302,8 +302,9 @@ def skip_cycle_mdp(rewards, gamma: float) -> _mdp.MDP:
     State ``s`` moves to ``s + 1 (mod n)`` whatever the action, except that in state 0 action 1
     moves to state 2. The reward is ``rewards[s]`` in state ``s`` for both actions; ``p0 = e_0``.
     Each visit to state 0 decides the phase of the walk around the cycle, so ``Pr(s_H = .)``
-    depends on all the decisions made before ``H`` — on about ``H / n`` of them — and the
-    gradient of the truncation error is larger than the bound without its ``sqrt(H)`` term allows.
+    depends on all the decisions made before ``H`` — on about ``H / n`` of them — and at some
+    horizons the gradient of the truncation error exceeds the bound without its ``sqrt(H)`` term
+    (by a constant factor: 1.21 with 4 states, 2.10 with 8, in chapter 2).
     """
     r = as_float_array(rewards, "rewards", ndim=1)
     n = r.shape[0]
