@@ -75,6 +75,10 @@ MUTANTS: list[Mutant] = [
            "(np.sqrt(H) / (1.0 - gamma) + 1.0 / (1.0 - gamma) ** 2)",
            "(np.sqrt(H) / (1.0 - gamma) + 1.0 / (1.0 - gamma))",
            "gradient tail bound with one power of 1/(1-gamma) missing"),
+    Mutant("finite-horizon-gradient-q-of-step-0", "lem-pg-finite-horizon", "gradients.py",
+           'grad += mdp.gamma**t * np.einsum("s,saxy,sa->xy", marginal, weighted_score, Q[t])',
+           'grad += mdp.gamma**t * np.einsum("s,saxy,sa->xy", marginal, weighted_score, Q[0])',
+           "finite-horizon gradient with the H-step Q at every step (Q_0 for Q_t)"),
     # ch03 — the score-function identity
     Mutant("score-times-minus-3", "eq-score-other-sampling", "score_function.py",
            'return np.einsum("sa,sa,saxy->sxy", q, w, policies.score(theta))',
@@ -157,6 +161,10 @@ MUTANTS: list[Mutant] = [
            "return _score_sum(theta, episode_visits(mdp, pi), _mdp.advantage_values(mdp, pi))",
            "return _score_sum(theta, _mdp.discounted_visits(mdp, pi), _mdp.advantage_values(mdp, pi))",
            "the agents' direction with the discounted visitation eta_gamma in place of rho"),
+    Mutant("episodic-gradient-discounted-advantage", "eq-episodic-pg", "episodic.py",
+           "return _score_sum(theta, _mdp.discounted_visits(m1, pi), _mdp.advantage_values(m1, pi))",
+           "return _score_sum(theta, _mdp.discounted_visits(m1, pi), _mdp.advantage_values(mdp, pi))",
+           "undiscounted gradient with the discounted advantages A_gamma"),
     # ch10 — PPO
     Mutant("ppo-clip-max", "eq-ppo-loss", "ppo.py",
            "return torch.min(ratio * advantages, torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantages)",
