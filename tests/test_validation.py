@@ -108,3 +108,41 @@ def test_linear_policy_rejects_integer_parameters():
     with pytest.raises(ValueError, match="w must be a floating-point"):
         pol.logits(torch.tensor([[1, 2]]))
     assert torch.allclose(pol.logits(torch.tensor([[1.0, 2.0]])), torch.tensor([[0.5, 1.0], [0.25, 0.5]]))
+
+
+# ---- seeds, extreme magnitudes (issue 13)
+from pgbook import score_function as F  # noqa: E402
+from pgbook.gradients import reinforce_gradients  # noqa: E402
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "3", True, None])
+def test_every_sampler_names_a_bad_seed(seed):
+    """numpy's message did not name the argument (and int('3') was accepted by one sampler)."""
+    mdp = M.random_mdp(2, 2, 0.9, 0)
+    pi = policies.probs(THETA)
+    calls = [
+        lambda: M.random_mdp(2, 2, 0.9, seed),
+        lambda: M.sample_trajectories(mdp, pi, 3, 4, seed),
+        lambda: policies.sample_actions(THETA, np.array([0, 1]), seed),
+        lambda: importance.is_samples(np.ones(2), P_, Q_, 5, seed),
+        lambda: reinforce_gradients(mdp, THETA, 3, 4, seed),
+        lambda: F.sample_scores(THETA, 0, 5, seed),
+        lambda: F.sample_gaussian_scores(0.0, 0.0, 5, seed),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match="seed"):
+            call()
+
+
+def test_effective_sample_size_of_huge_and_tiny_weights():
+    """ESS([1e200, 1e200]) was NaN and ESS([1e-200] * 2) 'all zero'; the answer is 2 (scale-free)."""
+    assert importance.effective_sample_size([1e200, 1e200]) == pytest.approx(2.0)
+    assert importance.effective_sample_size([1e-200, 1e-200]) == pytest.approx(2.0)
+    assert importance.effective_sample_size([1e200, 0.0, 1e200, 1e199]) == pytest.approx((2.1**2) / 2.01)
+
+
+def test_gaussian_scores_reject_an_overflowing_log_std():
+    """sample_gaussian_scores(0., 1000., 5, 0) returned NaN: sigma = exp(1000) overflows."""
+    with pytest.raises(ValueError, match="log_std"):
+        F.sample_gaussian_scores(0.0, 1000.0, 5, 0)
+    assert np.isfinite(F.sample_gaussian_scores(0.0, 20.0, 5, 0)).all()

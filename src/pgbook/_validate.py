@@ -85,3 +85,10 @@ def check_positive_int(n, name: str, minimum: int = 1) -> int:
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {n!r}")
     return int(n)
+
+
+def check_seed(seed, name: str = "seed") -> int:
+    """Return ``seed`` as an int, raising unless it is a non-negative integer (numpy's and torch's seeds)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {seed!r}")
+    return int(seed)

@@ -48,7 +48,7 @@ import torch
 
 from . import mdp as _mdp
 from . import policies
-from ._validate import as_float_array, check_distribution, check_positive_int, check_shape
+from ._validate import as_float_array, check_distribution, check_positive_int, check_seed, check_shape
 
 __all__ = [
     "clip_objective",
@@ -568,7 +568,7 @@ def run_clip_epochs(
         )
         return kl_penalty_objective(ratio, adv, kl_s, beta).mean(), ratio
 
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(check_seed(seed))
     opt = torch.optim.Adam([w], lr=float(lr))
     n = len(batch)
     everything = torch.arange(n)

@@ -47,7 +47,7 @@ import numpy as np
 
 from . import mdp as _mdp
 from . import policies
-from ._validate import as_float_array, check_distribution, check_gamma, check_positive_int, check_shape
+from ._validate import as_float_array, check_distribution, check_gamma, check_positive_int, check_seed, check_shape
 
 __all__ = [
     "importance_weights",
@@ -149,7 +149,7 @@ def is_samples(f, p, q, n: int, seed: int) -> np.ndarray:
     p, q = _check_pq(p, q)
     f = _check_f(f, p)
     n = check_positive_int(n, "n")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     x = rng.choice(p.shape[0], size=n, p=q / q.sum())
     return importance_weights(p, q)[x] * f[x]
 
@@ -191,10 +191,11 @@ def effective_sample_size(weights) -> float:
         raise ValueError("weights must contain at least one weight, got shape (0,)")
     if np.any(w < 0):
         raise ValueError(f"weights must be non-negative (min {w.min():.3g})")
-    total = float(np.sum(w**2))
-    if total == 0.0:
+    scale = float(w.max())
+    if scale == 0.0:
         raise ValueError("weights are all zero: the effective sample size is undefined")
-    return float(np.sum(w) ** 2 / total)
+    w = w / scale  # the ratio is scale-free; scaling first keeps w**2 finite for 1e200 and non-zero for 1e-200
+    return float(np.sum(w) ** 2 / np.sum(w**2))
 
 
 # --------------------------------------------------------------------------------------------

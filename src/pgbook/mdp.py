@@ -41,6 +41,7 @@ from ._validate import (
     check_distribution,
     check_gamma,
     check_positive_int,
+    check_seed,
     check_shape,
 )
 
@@ -164,7 +165,7 @@ def random_mdp(n_states: int, n_actions: int, gamma: float, seed: int) -> MDP:
     gamma = check_gamma(gamma)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed must be an integer, got {seed!r}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     P = rng.dirichlet(np.ones(S), size=(S, A))
     R = rng.standard_normal((S, A))
     p0 = rng.dirichlet(np.ones(S))
@@ -371,7 +372,7 @@ def sample_trajectories(mdp: MDP, pi, n_episodes: int, horizon: int, seed: int):
     pi = check_policy(mdp, pi)
     N = check_positive_int(n_episodes, "n_episodes")
     H = check_positive_int(horizon, "horizon")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     pi_cdf = np.cumsum(pi, axis=1)
     P_cdf = np.cumsum(mdp.P, axis=2)
     states = np.empty((N, H), dtype=np.int64)

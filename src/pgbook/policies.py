@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import as_float_array
+from ._validate import as_float_array, check_seed
 
 __all__ = ["check_theta", "log_probs", "probs", "score", "weighted_score_sum", "sample_actions"]
 
@@ -89,7 +89,7 @@ def sample_actions(theta, states, seed: int) -> np.ndarray:
     states = np.asarray(states)
     if states.dtype.kind not in "iu" or np.any(states < 0) or np.any(states >= pi.shape[0]):
         raise ValueError(f"states must be integers in [0, {pi.shape[0]}), got {states!r}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     u = rng.random(states.shape)
     a = (u[..., None] >= np.cumsum(pi, axis=1)[states]).sum(axis=-1)
     return np.minimum(a, pi.shape[1] - 1)

@@ -31,7 +31,7 @@ import sympy as sp
 import torch
 
 from . import policies
-from ._validate import as_float_array, check_distribution, check_positive_int, check_shape
+from ._validate import as_float_array, check_distribution, check_positive_int, check_seed, check_shape
 
 __all__ = [
     "softmax_score_symbolic",
@@ -226,7 +226,7 @@ def sample_scores(theta, state: int, n: int, seed: int, sampling=None) -> np.nda
         actions = policies.sample_actions(theta, states, seed)
     else:
         q = _check_sampling(sampling, (S, A))
-        u = np.random.default_rng(seed).random(n)
+        u = np.random.default_rng(check_seed(seed)).random(n)
         actions = np.minimum((u[:, None] >= np.cumsum(q[state])).sum(axis=1), A - 1)
     return policies.score(theta)[state, actions, state, :]
 
@@ -237,18 +237,20 @@ def sample_gaussian_scores(
     """Per-sample scores of ``N(mu, exp(log_std)^2)`` in ``(mu, log_std)``, by torch autograd.
 
     Draws ``n`` actions from ``N(sample_mean, exp(sample_log_std)^2)`` (default: the policy itself)
-    with ``torch.distributions.Normal`` under ``torch.Generator().manual_seed(seed)``, and returns
+    with ``torch.distributions.Normal`` under ``torch.Generator().manual_seed(check_seed(seed))``, and returns
     the gradients of each ``log_prob`` with respect to ``mu`` and ``log_std``; shape ``(n, 2)``.
     """
     for name, v in (("mu", mu), ("log_std", log_std), ("sample_mean", sample_mean), ("sample_log_std", sample_log_std)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v)):
             raise ValueError(f"{name} must be a finite real number, got {v!r}")
+    for name, v in (("log_std", log_std), ("sample_log_std", sample_log_std)):
+        if v is not None and abs(v) > 300:  # sigma^2 = exp(2 log_std) must stay a finite, non-zero float64
+            raise ValueError(f"{name} must lie in [-300, 300] (exp(2 * log_std) overflows or underflows), got {v!r}")
     n = check_positive_int(n, "n")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
+    seed = check_seed(seed)
     m = mu if sample_mean is None else sample_mean
     t = log_std if sample_log_std is None else sample_log_std
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(seed)
     actions = float(m) + float(np.exp(t)) * torch.randn(n, generator=gen, dtype=torch.float64)
     mu_t = torch.full((n,), float(mu), dtype=torch.float64, requires_grad=True)
     ls_t = torch.full((n,), float(log_std), dtype=torch.float64, requires_grad=True)

@@ -61,7 +61,7 @@ import torch
 from . import mdp as _mdp
 from . import policies
 from .gradients import check_theta_tensor
-from ._validate import as_float_array, check_distribution, check_positive_int, check_shape
+from ._validate import as_float_array, check_distribution, check_positive_int, check_seed, check_shape
 
 __all__ = [
     "cpi_objective",
@@ -489,7 +489,7 @@ def random_sparse_mdp(n_states: int, n_actions: int, gamma: float, seed: int, co
         np.isfinite(concentration) and concentration >= 0.01
     ):
         raise ValueError(f"concentration must be a finite number >= 0.01, got {concentration!r}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     P = rng.dirichlet(np.full(S, float(concentration)), size=(S, A))
     R = rng.standard_normal((S, A))
     p0 = rng.dirichlet(np.full(S, float(concentration)))
