@@ -18,6 +18,7 @@ computation — a training run — follows another trajectory after a few update
 
 from __future__ import annotations
 
+import hashlib
 import math
 import platform
 from pathlib import Path
@@ -29,12 +30,21 @@ ENVIRONMENT_FIELDS = ("torch", "numpy", "gymnasium", "cpu_capability", "torch_th
 
 
 def _cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo`` on Linux), else what :mod:`platform` reports."""
+    """The CPU's model name and a digest of its feature flags (``/proc/cpuinfo`` on Linux), else
+    what :mod:`platform` reports. Virtual machines often report a generic name ("AMD EPYC") for
+    several CPU generations; the flags (AVX-512 subsets, VNNI, ...) are what kernels dispatch on."""
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
+        model, flags = None, None
         for line in cpuinfo.read_text(errors="replace").splitlines():
-            if line.lower().startswith("model name"):
-                return " ".join(line.split(":", 1)[1].split())
+            key = line.split(":", 1)[0].strip().lower()
+            if key == "model name" and model is None:
+                model = " ".join(line.split(":", 1)[1].split())
+            elif key in ("flags", "features") and flags is None:
+                flags = " ".join(sorted(line.split(":", 1)[1].split()))
+        if model or flags:
+            digest = hashlib.sha256(flags.encode()).hexdigest()[:12] if flags else "none"
+            return f"{model or 'unknown'} (flags {digest})"
     return platform.processor() or platform.machine() or "unknown"
 
 
@@ -44,8 +54,8 @@ def environment(torch_threads: int = 1) -> dict[str, str]:
     The versions of torch, numpy and gymnasium; torch's CPU capability (the vector instructions its
     kernels use: ``AVX512``, ``AVX2``, ``DEFAULT`` ...); the intra-op thread count the run uses
     (``torch_threads``, the agents' ``AgentConfig.torch_threads``: a reduction split over threads
-    adds in another order); and the CPU model, because MKL, which torch uses for matrix products on
-    x86, chooses its kernels per CPU model even at one capability.
+    adds in another order); and the CPU model with a digest of its feature flags, because MKL,
+    which torch uses for matrix products on x86, chooses its kernels per CPU even at one capability.
     """
     if isinstance(torch_threads, bool) or not isinstance(torch_threads, int) or torch_threads < 1:
         raise ValueError(f"torch_threads must be a positive int, got {torch_threads!r}")
