@@ -41,8 +41,8 @@ import numpy as np
 import torch
 
 from . import mdp as _mdp
-from . import policies
-from ._validate import check_gamma, check_positive_int, check_shape
+from . import gradients, policies
+from ._validate import check_gamma, check_positive_int, check_seed, check_shape
 
 __all__ = [
     "GRIDWORLD_RANDOM_POLICY_VALUES",
@@ -69,12 +69,6 @@ __all__ = [
 GRIDWORLD_RANDOM_POLICY_VALUES = np.array(
     [[0, -14, -20, -22], [-14, -18, -20, -20], [-20, -20, -18, -14], [-22, -20, -14, 0]], dtype=float
 )
-
-
-def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
-    return int(seed)
 
 
 def _check_episodic(mdp) -> _mdp.MDP:
@@ -135,7 +129,7 @@ def random_episodic_mdp(n_states: int, n_actions: int, seed: int, gamma: float =
     """
     n = check_positive_int(n_states, "n_states")
     A = check_positive_int(n_actions, "n_actions")
-    rng = np.random.default_rng(_check_seed(seed))
+    rng = np.random.default_rng(check_seed(seed))
     gamma = check_gamma(gamma, allow_one=True)
     S = n + 1
     P = np.zeros((S, A, S))
@@ -235,12 +229,7 @@ def expected_return_torch(mdp: _mdp.MDP, theta: torch.Tensor) -> torch.Tensor:
     differentiate it. For ``gamma = 1`` the policy must be proper (checked on the numpy side).
     """
     mdp = _check_episodic(mdp)
-    if not isinstance(theta, torch.Tensor):
-        raise ValueError(f"theta must be a torch.Tensor, got {type(theta).__name__}")
-    if tuple(theta.shape) != (mdp.n_states, mdp.n_actions):
-        raise ValueError(f"theta must have shape {(mdp.n_states, mdp.n_actions)}, got {tuple(theta.shape)}")
-    if not torch.isfinite(theta).all():
-        raise ValueError("theta contains NaN or infinite values")
+    gradients.check_theta_tensor(mdp, theta)
     _mdp.state_values(mdp, policies.probs(theta.detach().cpu().numpy().astype(np.float64)))  # properness
     live = torch.as_tensor(np.flatnonzero(~mdp.terminal))
     P = torch.tensor(mdp.P, dtype=theta.dtype)
@@ -372,7 +361,7 @@ def sample_episodes(mdp: _mdp.MDP, pi, n_episodes: int, seed: int, max_steps: in
     pi = _mdp.check_policy(mdp, pi)
     N = check_positive_int(n_episodes, "n_episodes")
     H = check_positive_int(max_steps, "max_steps")
-    rng = np.random.default_rng(_check_seed(seed))
+    rng = np.random.default_rng(check_seed(seed))
     pi_cdf, P_cdf = np.cumsum(pi, axis=1), np.cumsum(mdp.P, axis=2)
     S, A = mdp.n_states, mdp.n_actions
     s = np.minimum(np.searchsorted(np.cumsum(mdp.p0), rng.random(N), side="right"), S - 1)
