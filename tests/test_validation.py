@@ -146,3 +146,16 @@ def test_gaussian_scores_reject_an_overflowing_log_std():
     with pytest.raises(ValueError, match="log_std"):
         F.sample_gaussian_scores(0.0, 1000.0, 5, 0)
     assert np.isfinite(F.sample_gaussian_scores(0.0, 20.0, 5, 0)).all()
+
+
+def test_a_float32_probability_table_gets_a_message_that_says_what_to_do():
+    """A torch.softmax table in float32 (rows off by ~1e-7) is rejected at 1e-9 with a hint; renormalised in float64 it is accepted."""
+    logits = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    pi32 = torch.softmax(logits * 7.3, -1)  # float32
+    mdp = M.random_mdp(3, 4, 0.9, 1)
+    sums_off = float((pi32.double().sum(-1) - 1).abs().max())
+    if sums_off > 1e-9:  # the usual case (the exact float32 rounding depends on the row)
+        with pytest.raises(ValueError, match="float32"):
+            M.state_values(mdp, pi32)
+    pi64 = pi32.double() / pi32.double().sum(-1, keepdim=True)
+    assert np.isfinite(M.state_values(mdp, pi64)).all()

@@ -98,6 +98,10 @@ MUTANTS: list[Mutant] = [
            "w = pi[:, :, None] * _state_scores(theta) ** 2  # (S, A, i)",
            "w = pi[:, :, None] * np.abs(_state_scores(theta))  # (S, A, i)",
            "per-coordinate baseline weighted by |d_i log pi| instead of its square"),
+    Mutant("sampled-baseline-future-return", "prop-sampled-baseline", "baselines.py",
+           "G = reward_to_go(traj.rewards, mdp.gamma)[:, t]",
+           "G = reward_to_go(traj.rewards, mdp.gamma)[:, t] * mdp.gamma ** t",
+           "the sampled return discounted from time 0 (gamma^t G_t) in the one-step estimator at step t"),
     # ch05 — importance sampling
     Mutant("is-variance-centred-at-ep", "eq-is-variance", "importance.py",
            "mean = float(np.sum(q[pos] * wf))", "mean = float(np.sum(p * f))",

@@ -62,9 +62,15 @@ def check_distribution(arr: np.ndarray, name: str, axis: int = -1) -> None:
     sums = arr.sum(axis=axis)
     if not np.allclose(sums, 1.0, rtol=0.0, atol=PROB_ATOL):
         worst = float(np.max(np.abs(sums - 1.0)))
+        hint = (
+            " (a float32 table, e.g. a torch.softmax output, is off by about 1e-7: compute it in float64, "
+            "or renormalise it in float64 before passing it)"
+            if worst < 1e-5
+            else ""
+        )
         raise ValueError(
             f"{name} must sum to 1 along axis {axis} (within {PROB_ATOL:g}); "
-            f"the worst row is off by {worst:.3g}"
+            f"the worst row is off by {worst:.3g}{hint}"
         )
 
 
