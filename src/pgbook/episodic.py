@@ -232,12 +232,9 @@ def expected_return_torch(mdp: _mdp.MDP, theta: torch.Tensor) -> torch.Tensor:
     gradients.check_theta_tensor(mdp, theta)
     _mdp.state_values(mdp, policies.probs(theta.detach().cpu().numpy().astype(np.float64)))  # properness
     live = torch.as_tensor(np.flatnonzero(~mdp.terminal))
-    P = torch.tensor(mdp.P, dtype=theta.dtype)
-    R = torch.tensor(mdp.R, dtype=theta.dtype)
     p0 = torch.tensor(mdp.p0, dtype=theta.dtype)
-    pi = torch.softmax(theta, dim=1)
-    P_pi = torch.einsum("sa,sat->st", pi, P)[live][:, live]
-    r_pi = (pi * R).sum(dim=1)[live]
+    P_pi, r_pi = gradients.policy_chain_torch(mdp, theta)
+    P_pi, r_pi = P_pi[live][:, live], r_pi[live]  # the non-terminal block
     V = torch.linalg.solve(torch.eye(len(live), dtype=theta.dtype) - mdp.gamma * P_pi, r_pi)
     return p0[live] @ V
 

@@ -108,6 +108,19 @@ def check_theta_tensor(mdp: _mdp.MDP, theta) -> None:
         raise ValueError("theta contains NaN or infinite values")
 
 
+def policy_chain_torch(mdp: _mdp.MDP, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(P_pi, r_pi)`` of the softmax policy of ``theta`` as differentiable torch tensors (``theta``'s dtype).
+
+    ``P_pi[s, s'] = sum_a pi(a|s) P(s'|s, a)`` and ``r_pi[s] = sum_a pi(a|s) R(s, a)``: the chain and
+    reward every torch version of an exact objective (J, J_H, the gradient tail, the episodic J_1)
+    differentiates through.
+    """
+    P = torch.tensor(mdp.P, dtype=theta.dtype)
+    R = torch.tensor(mdp.R, dtype=theta.dtype)
+    pi = torch.softmax(theta, dim=1)
+    return torch.einsum("sa,sat->st", pi, P), (pi * R).sum(dim=1)
+
+
 def expected_return_torch(mdp: _mdp.MDP, theta: torch.Tensor) -> torch.Tensor:
     """Differentiable exact ``J(theta)`` in torch (float64): softmax, then a linear solve.
 
@@ -115,12 +128,8 @@ def expected_return_torch(mdp: _mdp.MDP, theta: torch.Tensor) -> torch.Tensor:
     ``torch.linalg.solve``, which gives an independent check of :func:`policy_gradient`.
     """
     check_theta_tensor(mdp, theta)
-    P = torch.tensor(mdp.P, dtype=theta.dtype)
-    R = torch.tensor(mdp.R, dtype=theta.dtype)
     p0 = torch.tensor(mdp.p0, dtype=theta.dtype)
-    pi = torch.softmax(theta, dim=1)
-    P_pi = torch.einsum("sa,sat->st", pi, P)
-    r_pi = (pi * R).sum(dim=1)
+    P_pi, r_pi = policy_chain_torch(mdp, theta)
     eye = torch.eye(mdp.n_states, dtype=theta.dtype)
     V = torch.linalg.solve(eye - mdp.gamma * P_pi, r_pi)
     return p0 @ V
@@ -221,11 +230,7 @@ def finite_horizon_return_torch(mdp: _mdp.MDP, theta: torch.Tensor, horizon: int
     mdp = _check_mdp(mdp)
     check_theta_tensor(mdp, theta)
     H = check_positive_int(horizon, "horizon")
-    P = torch.tensor(mdp.P, dtype=theta.dtype)
-    R = torch.tensor(mdp.R, dtype=theta.dtype)
-    pi = torch.softmax(theta, dim=1)
-    P_pi = torch.einsum("sa,sat->st", pi, P)
-    r_pi = (pi * R).sum(dim=1)
+    P_pi, r_pi = policy_chain_torch(mdp, theta)
     V = torch.zeros(mdp.n_states, dtype=theta.dtype)
     for _ in range(H):
         V = r_pi + mdp.gamma * P_pi @ V
@@ -255,11 +260,7 @@ def gradient_tail(mdp: _mdp.MDP, theta, horizon: int) -> np.ndarray:
     theta = _check_theta_for(mdp, theta)
     H = check_positive_int(horizon, "horizon")
     th = torch.tensor(theta, dtype=torch.float64, requires_grad=True)
-    P = torch.tensor(mdp.P, dtype=torch.float64)
-    R = torch.tensor(mdp.R, dtype=torch.float64)
-    pi = torch.softmax(th, dim=1)
-    P_pi = torch.einsum("sa,sat->st", pi, P)
-    r_pi = (pi * R).sum(dim=1)
+    P_pi, r_pi = policy_chain_torch(mdp, th)
     V = torch.linalg.solve(torch.eye(mdp.n_states, dtype=torch.float64) - mdp.gamma * P_pi, r_pi)
     marginal = torch.tensor(mdp.p0, dtype=torch.float64)
     for _ in range(H):
