@@ -177,7 +177,8 @@ def test_monte_carlo_softmax_scores():
     assert ci_q.contains(q[0] - policies.probs(theta)[0]).all()
     assert not ci_q.contains(np.zeros(A)).any()
     scale = np.abs(q[0] - policies.probs(theta)[0]).max()
-    assert_power(ci_q, scale) and assert_power(ci, scale)
+    assert_power(ci_q, scale)
+    assert_power(ci, scale)
 
 
 @pytest.mark.claim("thm-score-zero-mean", "eq-score-gaussian", "eq-score-other-sampling", how="Monte Carlo")
@@ -192,7 +193,8 @@ def test_monte_carlo_gaussian_scores():
     want = [(m - mu) / np.exp(2 * ls), (np.exp(2 * t) + (m - mu) ** 2) / np.exp(2 * ls) - 1]
     assert ci_q.contains(np.array(want)).all()
     assert not ci_q.contains(np.zeros(2)).any()
-    assert_power(ci_q, np.abs(want).max()) and assert_power(ci, np.abs(want).max())
+    assert_power(ci_q, np.abs(want).max())
+    assert_power(ci, np.abs(want).max())
 
 
 def test_sampled_gaussian_scores_match_closed_form():

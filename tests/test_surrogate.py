@@ -289,7 +289,8 @@ def test_pitfall_is_what_the_sample_average_estimates():
     assert uniform.contains(pit).all()
     assert not uniform.contains((1 - mdp.gamma) * grad).all()  # the check would fail if the pitfall were harmless
     assert disc.contains(grad).all()  # (truncation 0.8^60 ~ 1e-6 is far below the interval widths)
-    assert_power(uniform, np.abs(pit).max()) and assert_power(disc, np.abs(grad).max())
+    assert_power(uniform, np.abs(pit).max())
+    assert_power(disc, np.abs(grad).max())
     assert not disc.contains(pit / (1 - mdp.gamma)).all()
 
 
