@@ -226,12 +226,17 @@ def mean_policy_kl(mdp: _mdp.MDP, theta, theta_old) -> float:
     ``d_old`` is the normalised discounted state distribution of ``pi_old``. Theorem 1 needs the
     *maximum* over states instead; the average is the heuristic that TRPO (and the notes) use.
     """
+    return _mean_over_d_old(mdp, theta, theta_old, policy_kl)
+
+
+def _mean_over_d_old(mdp: _mdp.MDP, theta, theta_old, divergence) -> float:
+    """``E_{s ~ d_old}[divergence(pi_old(.|s), pi_theta(.|s))]`` for a per-state ``divergence(p, q)``."""
     _check_mdp(mdp)
     theta = _theta_for(mdp, theta, "theta")
     theta_old = _theta_for(mdp, theta_old, "theta_old")
     pi_old = policies.probs(theta_old)
     d_old = _mdp.discounted_state_distribution(mdp, pi_old)
-    return float(d_old @ policy_kl(pi_old, policies.probs(theta)))
+    return float(d_old @ divergence(pi_old, policies.probs(theta)))
 
 
 def trpo_penalty_coefficient(mdp: _mdp.MDP, theta_old) -> float:
@@ -374,12 +379,7 @@ def policy_tv(pi_old, pi) -> np.ndarray:
 
 def mean_policy_tv(mdp: _mdp.MDP, theta, theta_old) -> float:
     """``E_{s ~ d_old}[TV(pi_theta(.|s), pi_old(.|s))]``, the average total variation of thm. ``thm-clip-avg-divergence``."""
-    _check_mdp(mdp)
-    theta = _theta_for(mdp, theta, "theta")
-    theta_old = _theta_for(mdp, theta_old, "theta_old")
-    pi_old = policies.probs(theta_old)
-    d_old = _mdp.discounted_state_distribution(mdp, pi_old)
-    return float(d_old @ policy_tv(pi_old, policies.probs(theta)))
+    return _mean_over_d_old(mdp, theta, theta_old, policy_tv)
 
 
 def cpo_epsilon(mdp: _mdp.MDP, theta, theta_old) -> float:
