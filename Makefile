@@ -14,6 +14,10 @@ MATHJAX  := _mathjax/mathjax/tex-chtml.js
 MATHJAX_VERSION := 3.2.2
 NOTEBOOKS := $(wildcard book/*.ipynb)
 INDEX    := _build/html/index.html
+# test workers (pytest-xdist): one per core, at most 4; `make unit JOBS=1` runs in one process
+JOBS     ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
+XDIST    = $(if $(filter-out 1,$(JOBS)),-n $(JOBS),-p no:xdist)
+XDIST_NB = $(if $(filter-out 1,$(JOBS)),-n $(JOBS) --dist loadfile,-p no:xdist)
 
 .PHONY: book test setup unit ledger markers nbval build-strict browser portability mutants lab bench clean
 
@@ -42,14 +46,14 @@ book: setup ledger
 	@echo "The book: $(CURDIR)/$(INDEX)"
 
 unit: $(STAMP)
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q $(XDIST)
 
 # every NBVAL_* marker well formed, ignored outputs rare and justified, no round-off digits stored
 markers: $(STAMP)
 	$(PY) tools/check_notebooks.py
 
 nbval: $(STAMP)
-	$(PY) -m pytest -q --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg $(NOTEBOOKS)
+	$(PY) -m pytest -q $(XDIST_NB) --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg $(NOTEBOOKS)
 
 build-strict: setup ledger
 	rm -rf _build/html

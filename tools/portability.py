@@ -90,6 +90,7 @@ def main() -> int:
     for coretype, capability in COMBINATIONS:
         env = _env(coretype, capability)
         env["PYTEST_ADDOPTS"] = (env.get("PYTEST_ADDOPTS", "") + " -p no:cacheprovider").strip()
+        env["JOBS"] = "1"  # the two combinations already share the cores
         log = LOGS / f"{coretype}-{capability}.log"
         fh = log.open("w")
         cmd = ["make", "--no-print-directory", "--keep-going", "unit", "nbval"]
