@@ -2,16 +2,20 @@
 
 Usage::
 
-    python -m pgbook.train {a2c,ppo} --env CartPole-v1 --seed 0 --steps 100000 [--out DIR]
+    python -m pgbook.train {a2c,ppo} --env CartPole-v1 --seed 0 --steps 100000 [--out DIR] [--overwrite]
                                      [--set FIELD=VALUE ...] [--eval-episodes 20] [--no-progress]
 
 Shows a progress bar (environment steps, mean return of the last 20 training episodes, steps
-per second), writes ``DIR/log.csv`` (one row per update) and ``DIR/episodes.csv`` and a PNG learning
-curve ``DIR/learning_curve.png``, then evaluates the final policy greedily over 20 episodes and
-prints the mean return. Runs on CUDA when available, on the CPU otherwise (``--set device=cpu``
-forces the CPU). Any field of :class:`pgbook.a2c.A2CConfig` / :class:`pgbook.ppo.PPOConfig` can be
-set with ``--set`` (e.g. ``--set lam=0.95 --set clip_eps=0.1``). A bad configuration fails at once
-with a one-line message and exit status 2.
+per second), trains whole updates of ``n_envs * n_steps`` steps (the banner says how many), then
+evaluates the final policy greedily and writes, atomically, ``DIR/log.csv`` (one row per
+update), ``DIR/episodes.csv``, a PNG learning curve ``DIR/learning_curve.png`` and
+``DIR/run.json`` (command, configuration, versions and CPU kernel, steps, evaluation, status).
+Runs on CUDA when available, on the CPU otherwise (``--set device=cpu`` forces the CPU). Any
+field of :class:`pgbook.a2c.A2CConfig` / :class:`pgbook.ppo.PPOConfig` can be set with ``--set``
+(e.g. ``--set lam=0.95 --set max_episode_steps=200``). Exit status 2 with a one-line message for
+a bad configuration, environment or output folder (before any training; a folder holding a
+previous run needs ``--overwrite``); 130 on Ctrl-C, after saving the log so far. ``--help``
+lists the fields, the outputs and the exit statuses.
 """
 
 from __future__ import annotations
@@ -19,9 +23,15 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import math
+import datetime
+import json
+import os
 import sys
+import tempfile
+import textwrap
+import typing
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -30,27 +40,54 @@ from . import a2c, agents_common, ppo
 AGENTS = {"a2c": (a2c.A2CConfig, a2c.train), "ppo": (ppo.PPOConfig, ppo.train)}
 
 
-def _parse_value(raw: str, current):
-    """Convert ``raw`` to the type of the field's default (``current``)."""
+def _field_kind(cls, name: str):
+    """The base type of a config field: ``int`` for ``int | None``, ``tuple`` for ``tuple[int, ...]``."""
+    hint = typing.get_type_hints(cls)[name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    origin = typing.get_origin(hint)
+    if origin is tuple or hint is tuple:
+        return tuple
+    if args and origin is not tuple:  # Optional[X] / X | None
+        return args[0]
+    return hint
+
+
+def _parse_value(raw: str, kind, optional: bool):
+    """Convert ``raw`` to a field of type ``kind`` (``None``/``null`` allowed when ``optional``)."""
     low = raw.strip().lower()
     if low in ("none", "null"):
-        return None
-    if isinstance(current, bool):
+        if optional:
+            return None
+        raise ValueError(f"expected a {kind.__name__}, got {raw!r} (this field cannot be None)")
+    if kind is bool:
         if low in ("true", "1", "yes"):
             return True
         if low in ("false", "0", "no"):
             return False
         raise ValueError(f"expected true/false, got {raw!r}")
-    if isinstance(current, tuple):
-        return tuple(int(x) for x in raw.split(",") if x.strip())
-    if isinstance(current, int) and not isinstance(current, bool):
-        return int(float(raw)) if float(raw).is_integer() else float(raw)
-    if isinstance(current, float) or current is None:
+    if kind is tuple:
+        try:
+            return tuple(int(x) for x in raw.split(",") if x.strip())
+        except ValueError:
+            raise ValueError(f"expected comma-separated integers such as 64,64, got {raw!r}") from None
+    if kind is int:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"expected an integer, got {raw!r}") from None
+        if not value.is_integer():
+            raise ValueError(f"expected an integer, got {raw!r}")
+        return int(value)
+    if kind is float:
         try:
             return float(raw)
         except ValueError:
-            return raw
+            raise ValueError(f"expected a number, got {raw!r}") from None
     return raw
+
+
+def _optional(cls, name: str) -> bool:
+    return type(None) in typing.get_args(typing.get_type_hints(cls)[name])
 
 
 def build_config(agent: str, env_id: str, seed: int, steps: int, overrides: list[str]):
@@ -58,24 +95,61 @@ def build_config(agent: str, env_id: str, seed: int, steps: int, overrides: list
     if agent not in AGENTS:
         raise ValueError(f"agent must be one of {sorted(AGENTS)}, got {agent!r}")
     cls = AGENTS[agent][0]
-    defaults = cls.__dataclass_fields__
+    fields = {f.name for f in dataclasses.fields(cls)}
     kwargs = {"env_id": env_id, "seed": seed, "total_steps": steps}
     for item in overrides:
         if "=" not in item:
             raise ValueError(f"--set expects FIELD=VALUE, got {item!r}")
         key, raw = item.split("=", 1)
         key = key.strip()
-        if key not in defaults:
-            raise ValueError(f"{cls.__name__} has no field {key!r}; fields: {', '.join(defaults)}")
-        field = defaults[key]
-        default = field.default if field.default is not dataclasses.MISSING else None
+        if key not in fields:
+            raise ValueError(f"{cls.__name__} has no field {key!r}; fields: {', '.join(sorted(fields))}")
         try:
-            kwargs[key] = _parse_value(raw, default)
+            kwargs[key] = _parse_value(raw, _field_kind(cls, key), _optional(cls, key))
         except ValueError as exc:
             raise ValueError(f"--set {key}: {exc}") from None
     cfg = cls(**kwargs)
-    agents_common.check_env(cfg.env_id)  # an unknown id or a continuous-action env fails here
+    agents_common.check_env(cfg.env_id)  # an unknown id, a missing dependency or a continuous-action env fails here
     return cfg
+
+
+OUTPUTS = ("log.csv", "episodes.csv", "learning_curve.png", "run.json")
+
+
+def prepare_out(out: Path, overwrite: bool) -> Path:
+    """Create ``out`` and make sure the run's files can be written there — before any training.
+
+    ``ValueError`` if ``out`` is a file, cannot be created or written, holds a directory where an
+    output file goes, or holds a previous run's outputs (unless ``overwrite``).
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"--out {out} is not writable ({exc.strerror or exc})") from None
+    blocked = [name for name in OUTPUTS if (out / name).is_dir()]
+    if blocked:
+        raise ValueError(f"--out {out}: {', '.join(blocked)} is a directory; the run writes a file there")
+    previous = [name for name in OUTPUTS if (out / name).exists()]
+    if previous and not overwrite:
+        raise ValueError(
+            f"--out {out} holds a previous run ({', '.join(previous)}); choose another --out or pass --overwrite"
+        )
+    return out
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """Write ``path`` through a temporary file in the same folder and rename it (never a half-written file)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -83,10 +157,14 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     keys: list[str] = []
     for row in rows:
         keys += [k for k in row if k not in keys]
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    _atomic(path, write)
 
 
 def plot_learning_curve(path: Path, episodes, evals, title: str) -> None:
@@ -111,40 +189,126 @@ def plot_learning_curve(path: Path, episodes, evals, title: str) -> None:
     ax.set_title(title)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    _atomic(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pgbook.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("agent", choices=sorted(AGENTS))
-    parser.add_argument("--env", default="CartPole-v1", help="gymnasium id with a Discrete action space")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=100_000, help="total environment steps")
+def _show(value) -> str:
+    """A default as it is written after --set FIELD= (tuples comma-separated, None as none)."""
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    if value is None:
+        return "none"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _fields_help() -> str:
+    lines = []
+    for name, (cls, _) in sorted(AGENTS.items()):
+        items = [f"{f.name}={_show(f.default)}" for f in dataclasses.fields(cls) if f.name not in ("env_id", "seed", "total_steps")]
+        lines.append(textwrap.fill(", ".join(items), width=92, initial_indent=f"  {name} ({cls.__name__}): ", subsequent_indent="    "))
+    return "\n".join(lines)
+
+
+EPILOG = """\
+--set FIELD=VALUE sets any field of the agent's configuration (repeatable); the fields and
+their defaults:
+{fields}
+VALUE is parsed as the field's type: numbers, true/false, none for optional fields
+(e.g. --set max_episode_steps=200, --set stop_at_return=none), comma-separated integers for
+hidden (--set hidden=64,64).
+
+The run trains whole updates of n_envs * n_steps environment steps: --steps is rounded down to
+a multiple of it (the banner says how many steps will be trained).
+
+Outputs, in --out (default runs/AGENT-ENV-sSEED; a folder holding a previous run is refused
+unless --overwrite), each written atomically:
+  log.csv             one row per update: step, losses, diagnostics, learning rate, ...
+  episodes.csv        one row per finished training episode: step, return, length
+  learning_curve.png  training returns and evaluations against environment steps
+  run.json            the command, the full configuration, the seed, the versions, thread count
+                      and CPU kernel (pgbook.reproducibility.environment()), steps trained,
+                      wall-clock time, the final greedy evaluation, and the status
+
+Exit status: 0 trained and evaluated; 2 bad arguments or configuration, an unknown or
+unsupported environment, or an unusable --out (one line, nothing trained); 130 interrupted
+(Ctrl-C): the log of the updates done so far and run.json (status "interrupted") are saved;
+1 any other error.
+"""
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pgbook.train",
+        description="Train A2C (chapter 9) or PPO (chapter 10) on a gymnasium environment with a "
+        "Discrete action space, then evaluate the greedy policy.",
+        epilog=EPILOG.format(fields=_fields_help()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("agent", choices=sorted(AGENTS), help="the agent: a2c (pgbook.a2c) or ppo (pgbook.ppo)")
+    parser.add_argument("--env", default="CartPole-v1", help="gymnasium id with a Discrete action space (default CartPole-v1)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds torch, the environments and the evaluation (default 0)")
+    parser.add_argument("--steps", type=int, default=100_000, help="total environment steps (default 100000)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/AGENT-ENV-sSEED)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
-    parser.add_argument("--eval-episodes", type=int, default=20)
+    parser.add_argument("--overwrite", action="store_true", help="replace a previous run's outputs in --out")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                        help="set a configuration field (repeatable; see below)")
+    parser.add_argument("--eval-episodes", type=int, default=20, help="greedy evaluation episodes at the end (default 20)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _write_outputs(out: Path, agent: str, cfg, log_rows, episodes, evals, record: dict) -> None:
+    rows = [{k: v for k, v in row.items() if k != "epochs"} for row in log_rows]
+    write_csv(out / "log.csv", rows)
+    write_csv(out / "episodes.csv", [{"step": s, "return": r, "length": n} for s, r, n in episodes])
+    plot_learning_curve(out / "learning_curve.png", episodes, evals, f"{agent.upper()} on {cfg.env_id}, seed {cfg.seed}")
+    _atomic(out / "run.json", lambda tmp: tmp.write_text(json.dumps(record, indent=2, default=str) + "\n"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
     args = parser.parse_args(argv)
 
     try:
         cfg = build_config(args.agent, args.env, args.seed, args.steps, args.overrides)
         if args.eval_episodes < 1:
             raise ValueError(f"--eval-episodes must be >= 1, got {args.eval_episodes}")
+        out = prepare_out(args.out or Path("runs") / f"{args.agent}-{cfg.env_id}-s{cfg.seed}", args.overwrite)
     except ValueError as exc:
         parser.error(str(exc))  # exit status 2, before any training
 
+    from . import reproducibility
+
     device = agents_common.resolve_device(cfg.device)
-    out = args.out or Path("runs") / f"{args.agent}-{cfg.env_id}-s{cfg.seed}"
-    out.mkdir(parents=True, exist_ok=True)
-    print(f"{args.agent.upper()} on {cfg.env_id}, seed {cfg.seed}, {cfg.total_steps} steps, device {device}")
+    per_update = cfg.n_envs * cfg.n_steps
+    n_updates = cfg.total_steps // per_update
+    planned = n_updates * per_update
+    rounded = "" if planned == cfg.total_steps else f"; --steps {cfg.total_steps} rounded down to whole updates"
+    print(
+        f"{args.agent.upper()} on {cfg.env_id}, seed {cfg.seed}: {planned} steps = {n_updates} updates of "
+        f"{cfg.n_envs} envs x {cfg.n_steps} steps{rounded}; device {device}; writing to {out}",
+        flush=True,
+    )
+    record = {
+        "agent": args.agent,
+        "command": ["python", "-m", "pgbook.train", *(sys.argv[1:] if argv is None else argv)],
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "config": dataclasses.asdict(cfg),
+        "steps_requested": cfg.total_steps,
+        "steps_planned": planned,
+        "device": device,
+        "environment": reproducibility.environment(),
+    }
 
     from tqdm import tqdm
 
-    per_update = cfg.n_envs * cfg.n_steps
-    bar = tqdm(total=(cfg.total_steps // per_update) * per_update, unit="step", disable=args.no_progress, dynamic_ncols=True)
+    bar = tqdm(total=planned, unit="step", disable=args.no_progress, dynamic_ncols=True)
+    seen = {"log": [], "episodes": [], "evals": [], "steps": 0}
 
     def progress(steps: int, info: dict) -> None:
+        seen["log"].append({k: v for k, v in info.items() if k not in ("episodes", "evals")})
+        seen["episodes"], seen["evals"], seen["steps"] = info["episodes"], info["evals"], steps
         bar.update(steps - bar.n)
         recent = [e[1] for e in info["episodes"][-20:]]
         ret = f"{np.mean(recent):.1f}" if recent else "n/a"
@@ -152,21 +316,38 @@ def main(argv: list[str] | None = None) -> int:
         bar.set_postfix_str(f"return {ret}, SPS {rate:.0f}" if rate else f"return {ret}", refresh=False)
 
     train = AGENTS[args.agent][1]
-    result = train(cfg, progress=progress)
+    try:
+        result = train(cfg, progress=progress)
+    except KeyboardInterrupt:
+        bar.close()
+        record.update(status="interrupted", steps_trained=seen["steps"])
+        _write_outputs(out, args.agent, cfg, seen["log"], list(seen["episodes"]), list(seen["evals"]), record)
+        print(f"interrupted after {seen['steps']} steps; saved the log so far and run.json in {out}", file=sys.stderr)
+        return 130
     bar.close()
 
-    rows = [{k: v for k, v in row.items() if k != "epochs"} for row in result.log]
-    write_csv(out / "log.csv", rows)
-    write_csv(out / "episodes.csv", [{"step": s, "return": r, "length": n} for s, r, n in result.episodes])
-    plot_learning_curve(out / "learning_curve.png", result.episodes, result.evals, f"{args.agent.upper()} on {cfg.env_id}, seed {cfg.seed}")
-
     returns = agents_common.evaluate(result.model, cfg.env_id, args.eval_episodes, 10_000 + cfg.seed, cfg.max_episode_steps)
+    record.update(
+        status="completed",
+        steps_trained=result.steps,
+        seconds=round(result.seconds, 3),
+        steps_per_second=round(result.sps, 1),
+        final_evaluation={
+            "episodes": args.eval_episodes,
+            "seed": 10_000 + cfg.seed,
+            "mean": float(returns.mean()),
+            "std": float(returns.std()),
+            "min": float(returns.min()),
+            "max": float(returns.max()),
+        },
+    )
+    _write_outputs(out, args.agent, cfg, result.log, result.episodes, result.evals, record)
     print(f"trained {result.steps} steps in {result.seconds:.1f} s ({result.sps:.0f} steps/s)")
     print(
         f"final evaluation (greedy, {args.eval_episodes} episodes): mean return {returns.mean():.1f} "
         f"(std {returns.std():.1f}, min {returns.min():.0f}, max {returns.max():.0f})"
     )
-    print(f"wrote {out / 'log.csv'}, {out / 'episodes.csv'}, {out / 'learning_curve.png'}")
+    print(f"wrote {', '.join(str(out / name) for name in OUTPUTS)}")
     return 0
 
 
