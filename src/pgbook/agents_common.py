@@ -198,8 +198,9 @@ def resolve_device(device: str) -> torch.device:
 def check_env(env_id: str) -> tuple[int, int]:
     """Check that ``env_id`` exists and suits a discrete-action agent; return (obs_dim, n_actions).
 
-    Raises ``ValueError`` for an unknown id, a non-discrete action space (e.g. ``Pendulum-v1``)
-    or an observation that is not a flat vector — before any training starts.
+    Raises ``ValueError`` for an unknown id, a missing dependency (e.g. box2d for
+    ``LunarLander-v3``), a non-discrete action space (e.g. ``Pendulum-v1``) or an observation that
+    is not a flat vector — before any training starts.
     """
     if not isinstance(env_id, str) or not env_id:
         raise ValueError(f"env_id must be a non-empty string, got {env_id!r}")
@@ -207,7 +208,10 @@ def check_env(env_id: str) -> tuple[int, int]:
         gym.spec(env_id)
     except gym.error.Error as exc:
         raise ValueError(f"env_id {env_id!r} is not a registered gymnasium environment ({exc})") from None
-    env = gym.make(env_id)
+    try:
+        env = gym.make(env_id)
+    except gym.error.DependencyNotInstalled as exc:  # e.g. LunarLander-v3 without box2d
+        raise ValueError(f"env_id {env_id!r} needs a package that is not installed: {exc}") from None
     try:
         act, obs = env.action_space, env.observation_space
     finally:
