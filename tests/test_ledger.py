@@ -67,3 +67,51 @@ def test_the_book_states_every_label_once():
         if path.name != ledger.LEDGER.name:
             seen += [c.label for c in ledger.claims_in(path)]
     assert len(seen) == len(set(seen)) and len(seen) > 100
+
+
+# ---- the command line: bad input is one line and exit status 2, never a traceback or a pass ----
+
+
+def _run_main(argv, capsys) -> tuple[int, str]:
+    try:
+        code = ledger.main(argv)
+    except SystemExit as exc:  # argparse
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def test_unknown_flag_and_flag_without_value_are_usage_errors(capsys):
+    """`--chek` and `--verify-html` without a value: exit 2 (argparse), nothing written."""
+    before = ledger.LEDGER.stat().st_mtime_ns
+    for argv in (["--chek"], ["--verify-html"], ["--toc"]):
+        code, err = _run_main(argv, capsys)
+        assert code == 2 and "usage:" in err, argv
+    assert ledger.LEDGER.stat().st_mtime_ns == before
+
+
+def test_toc_with_missing_pages_fails_instead_of_passing(tmp_path, capsys):
+    """A table of contents naming a page that does not exist: exit 2 naming it (not '0 claims, each checked')."""
+    toc = tmp_path / "toc.yml"
+    toc.write_text("format: jb-book\nroot: book/ch00_introduction\nchapters:\n- file: book/no_such_chapter\n")
+    code, err = _run_main(["--check", "--toc", str(toc)], capsys)
+    assert code == 2 and "book/no_such_chapter" in err and "Traceback" not in err
+    code, err = _run_main(["--check", "--toc", str(tmp_path / "absent.yml")], capsys)
+    assert code == 2 and "does not exist" in err
+
+
+def test_broken_notebook_is_named(tmp_path, capsys):
+    """A chapter that is not valid notebook JSON: the error names the file."""
+    bad = tmp_path / "broken.ipynb"
+    bad.write_text("{ not json")
+    try:
+        ledger.claims_in(bad)
+    except ledger.LedgerError as exc:
+        assert "broken.ipynb" in str(exc) and "not a readable notebook" in str(exc)
+    else:
+        raise AssertionError("no LedgerError")
+
+
+def test_verify_html_without_a_built_book(tmp_path, capsys):
+    """--verify-html on a folder without index.html: exit 2, one line."""
+    code, err = _run_main(["--verify-html", str(tmp_path)], capsys)
+    assert code == 2 and "index.html missing" in err

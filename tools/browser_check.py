@@ -12,7 +12,10 @@ For each HTML page (served from 127.0.0.1), after MathJax has finished:
 * every same-site link target exists (no broken internal links).
 
 Uses Debian's Chromium (``/usr/bin/chromium``) through Playwright's Python package; never runs
-``playwright install``.
+``playwright install``. A page that does not load, or whose MathJax does not finish, within
+``PAGE_TIMEOUT_S`` seconds is a failure of that page (the check goes on with the next one).
+Exit status 0 when every page passes, 1 when one fails, 2 when the check cannot run (no built
+book, no Chromium).
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ import threading
 from pathlib import Path
 from urllib.parse import urldefrag, urlparse
 
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
+PAGE_TIMEOUT_S = 60  # per page: load, then MathJax typesetting
 LAUNCH_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -71,19 +76,33 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def main(root: str) -> int:
+MATHJAX_DONE_JS = """
+(ms) => Promise.race([
+  MathJax.startup.promise.then(() => true),
+  new Promise(resolve => setTimeout(() => resolve(false), ms)),
+])
+"""
+
+
+def main(root: str, chromium: str = CHROMIUM, timeout_s: float = PAGE_TIMEOUT_S) -> int:
     site = Path(root).resolve()
+    if not site.is_dir():
+        print(f"browser check: {root} is not a folder (build the book first: make book)", file=sys.stderr)
+        return 2
     pages = sorted(p for p in site.rglob("*.html") if "_static" not in p.parts and "_sources" not in p.parts)
     pages = [p for p in pages if p.name not in SKIP_PAGES]
     if not pages:
         print(f"browser check: no pages under {site}", file=sys.stderr)
-        return 1
+        return 2
+    if not Path(chromium).is_file():
+        print(f"browser check: no Chromium at {chromium} (Debian: apt-get install chromium; `make browser` does it)", file=sys.stderr)
+        return 2
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(site)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}/"
     failures, total_math = [], 0
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        browser = pw.chromium.launch(executable_path=chromium, args=LAUNCH_ARGS)
         context = browser.new_context()
         outside = []
 
@@ -110,13 +129,20 @@ def main(root: str) -> int:
             errors: list[str] = []
             outside.clear()
             page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
-            page.goto(base + rel, wait_until="load")
-            has_mathjax = page.evaluate("() => typeof window.MathJax !== 'undefined' && !!MathJax.startup")
-            if has_mathjax:
-                page.evaluate("() => MathJax.startup.promise")
-            result = page.evaluate(CHECK_JS)
-            total_math += result["n_math"]
+            page.set_default_timeout(timeout_s * 1000)
             problems = []
+            try:
+                page.goto(base + rel, wait_until="load")
+                has_mathjax = page.evaluate("() => typeof window.MathJax !== 'undefined' && !!MathJax.startup")
+                if has_mathjax and not page.evaluate(MATHJAX_DONE_JS, timeout_s * 1000):
+                    problems.append(f"MathJax did not finish within {timeout_s:g} s")
+                result = page.evaluate(CHECK_JS)
+            except PlaywrightError as exc:  # includes TimeoutError
+                failures.append(f"{rel}: did not load within {timeout_s:g} s ({str(exc).splitlines()[0]})")
+                print(f"FAIL {rel}: {failures[-1]}")
+                page.close()
+                continue
+            total_math += result["n_math"]
             if result["n_math"] and not has_mathjax:
                 problems.append("page has math but MathJax did not load")
             if result["untypeset"]:

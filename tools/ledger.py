@@ -21,6 +21,7 @@ state, or when a label is stated twice.
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import subprocess
@@ -61,8 +62,18 @@ class Claim:
     title: str
 
 
+class LedgerError(Exception):
+    """A problem with the inputs (table of contents, a chapter file): one line, exit status 2."""
+
+
 def toc_files(toc_path: Path) -> list[Path]:
-    toc = yaml.safe_load(toc_path.read_text())
+    """The pages listed in ``toc_path``, in order; ``LedgerError`` if it or a listed page is missing."""
+    if not toc_path.is_file():
+        raise LedgerError(f"table of contents {toc_path} does not exist")
+    try:
+        toc = yaml.safe_load(toc_path.read_text())
+    except yaml.YAMLError as exc:
+        raise LedgerError(f"table of contents {toc_path} is not valid YAML: {exc}") from None
     files = []
 
     def walk(node):
@@ -77,25 +88,34 @@ def toc_files(toc_path: Path) -> list[Path]:
                 walk(value)
 
     walk(toc)
-    out = []
-    for name in files:
+    if not files:
+        raise LedgerError(f"table of contents {toc_path} lists no pages")
+    out, missing = [], []
+    for name in files:  # Jupyter Book resolves them against the book's root, wherever the toc file is
         for suffix in (".ipynb", ".md"):
             path = ROOT / (name + suffix)
             if path.exists():
                 out.append(path)
                 break
+        else:
+            missing.append(name)
+    if missing:
+        raise LedgerError(f"{toc_path.name} lists pages that do not exist: {', '.join(missing)} (.ipynb or .md)")
     return out
 
 
 def markdown_sources(path: Path) -> list[str]:
     if path.suffix == ".ipynb":
-        nb = nbformat.read(path, as_version=4)
+        try:
+            nb = nbformat.read(path, as_version=4)
+        except Exception as exc:  # nbformat raises JSON, validation and key errors
+            raise LedgerError(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} is not a readable notebook: {exc}") from None
         return [c.source for c in nb.cells if c.cell_type == "markdown"]
     return [path.read_text()]
 
 
 def claims_in(path: Path) -> list[Claim]:
-    doc = str(path.relative_to(ROOT).with_suffix(""))
+    doc = str((path.relative_to(ROOT) if path.is_relative_to(ROOT) else path).with_suffix(""))
     found = []
     for text in markdown_sources(path):
         for m in DOLLAR_EQ.finditer(text):
@@ -151,13 +171,33 @@ def verify_html(site: Path) -> int:
     return 0
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python tools/ledger.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="collect and check only; do not write book/ledger.md")
+    parser.add_argument("--toc", type=Path, default=ROOT / "_toc.yml", metavar="FILE",
+                        help="another table of contents (a subset of the book); default _toc.yml")
+    parser.add_argument("--verify-html", type=Path, metavar="SITE",
+                        help="after the build: every claim Sphinx rendered in SITE is a ledger claim")
+    return parser.parse_args(argv)
+
+
 def main(argv: list[str]) -> int:
-    if "--verify-html" in argv:
-        return verify_html(Path(argv[argv.index("--verify-html") + 1]).resolve())
-    check_only = "--check" in argv
-    toc_path = ROOT / "_toc.yml"
-    if "--toc" in argv:  # another table of contents, e.g. to build a subset of the book
-        toc_path = Path(argv[argv.index("--toc") + 1]).resolve()
+    args = parse_args(argv)  # unknown flags and a flag without its value: exit status 2
+    try:
+        return _run(args)
+    except LedgerError as exc:
+        print(f"ledger: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.verify_html is not None:
+        site = args.verify_html.resolve()
+        if not (site / "index.html").is_file():
+            raise LedgerError(f"--verify-html {args.verify_html}: no built book there (index.html missing)")
+        return verify_html(site)
+    check_only = args.check
+    toc_path = args.toc.resolve()
     claims: dict[str, Claim] = {}
     problems = []
     for path in toc_files(toc_path):
