@@ -39,6 +39,7 @@ its gradient there is ``grad J(theta_old)``.
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass
 from typing import Callable
@@ -306,10 +307,26 @@ def expected_clip_objective(mdp: _mdp.MDP, theta, theta_old, eps: float):
     """
     eps = _check_eps(eps)
     logits, is_torch = _as_logits(mdp, theta)
-    _, pi_old, eta, A = _old_quantities(mdp, theta_old, logits.dtype)
-    ratio = torch.softmax(logits, dim=1) / pi_old
-    value = (eta[:, None] * pi_old * clip_objective(ratio, A, eps)).sum()
+    theta_old_t, pi_old, eta, A = _old_quantities(mdp, theta_old, logits.dtype)
+    value = (eta[:, None] * _weighted_clip_terms(logits, theta_old_t, pi_old, A, eps)).sum()
     return value if is_torch else float(value)
+
+
+def _weighted_clip_terms(logits, theta_old_t, pi_old, A, eps: float):
+    """``pi_old(a|s) min(r A, clip(r) A)`` for every ``(s, a)``, finite for near-deterministic policies.
+
+    Written as ``min(pi_theta A, pi_old clip(r) A)``: equal, because ``pi_old >= 0`` and
+    ``pi_old r = pi_theta``. The direct form ``pi_old * clip_objective(pi_theta / pi_old, ...)`` is
+    ``0 * inf = nan`` once a probability of ``pi_old`` underflows to 0 (a logit gap above ~745),
+    although the term is finite (``pi_theta A`` or 0); so ``pi_old clip(r)`` is taken as
+    ``exp(log pi_old + clamp(log r, log(1 - eps), log(1 + eps)))``, finite with a finite gradient. ``tests/test_clipping.py``
+    compares both forms on ordinary policies and this one with a 50-digit evaluation on extreme ones.
+    """
+    log_old = torch.log_softmax(theta_old_t, dim=1)
+    log_ratio = torch.log_softmax(logits, dim=1) - log_old
+    lo = math.log1p(-eps) if eps < 1.0 else -math.inf  # clip(r) = exp(clamp(log r)): exp is increasing
+    hi = math.log1p(eps)
+    return torch.minimum(torch.softmax(logits, dim=1) * A, torch.exp(log_old + torch.clamp(log_ratio, lo, hi)) * A)
 
 
 def state_clip_objectives(mdp: _mdp.MDP, theta, theta_old, eps: float) -> np.ndarray:
@@ -321,9 +338,8 @@ def state_clip_objectives(mdp: _mdp.MDP, theta, theta_old, eps: float) -> np.nda
     """
     eps = _check_eps(eps)
     logits, _ = _as_logits(mdp, theta)
-    _, pi_old, _, A = _old_quantities(mdp, theta_old, logits.dtype)
-    ratio = torch.softmax(logits, dim=1) / pi_old
-    return (pi_old * clip_objective(ratio, A, eps)).sum(dim=1).detach().numpy()
+    theta_old_t, pi_old, _, A = _old_quantities(mdp, theta_old, logits.dtype)
+    return _weighted_clip_terms(logits, theta_old_t, pi_old, A, eps).sum(dim=1).detach().numpy()
 
 
 def _check_clip_tables(pi_old, advantages):
@@ -435,16 +451,18 @@ def expected_kl_penalty_objective(mdp: _mdp.MDP, theta, theta_old, beta: float):
 
     The expectation of :func:`kl_penalty_objective` with the scale of ``L^CPI`` (so
     ``= L^CPI - beta/(1-gamma) E_{s~d_old}[KL]``). Torch (differentiable) or numpy, like
-    :func:`expected_clip_objective`. The KL is ``torch.distributions.kl_divergence`` of the two
-    categorical distributions.
+    :func:`expected_clip_objective`. The KL is that of the two categorical distributions, computed
+    from log-probabilities.
     """
     if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not (float(beta) >= 0 and np.isfinite(beta)):
         raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
     logits, is_torch = _as_logits(mdp, theta)
     theta_old_t, pi_old, eta, A = _old_quantities(mdp, theta_old, logits.dtype)
-    kl = torch.distributions.kl_divergence(
-        torch.distributions.Categorical(logits=theta_old_t), torch.distributions.Categorical(logits=logits)
-    )
+    # sum_a pi_old (log pi_old - log pi_theta) from log_softmax, not torch.distributions.kl_divergence:
+    # torch's categorical KL sets a term to inf wherever pi_theta's probability underflows to 0
+    # (measured: logits [800, 0] against [0, 0] give inf; the KL is 400.0), a finite KL here.
+    log_old = torch.log_softmax(theta_old_t, dim=1)
+    kl = (pi_old * (log_old - torch.log_softmax(logits, dim=1))).sum(dim=1).clamp_min(0.0)
     value = (eta * ((torch.softmax(logits, dim=1) * A).sum(dim=1) - float(beta) * kl)).sum()
     return value if is_torch else float(value)
 

@@ -361,9 +361,13 @@ def is_policy_gradient(
         eta_old = _mdp.discounted_visits(mdp, pi_old)
     else:
         eta_old = finite_visits(mdp, pi_old, horizon, mdp.gamma if discount_states else 1.0)
-    ratio = np.exp(policies.log_probs(theta) - policies.log_probs(theta_old))
+    log_pi_old = policies.log_probs(theta_old)
+    log_ratio = policies.log_probs(theta) - log_pi_old
+    # pi_old * r(theta) as exp(log pi_old + log r): the product pi_old * exp(log r) is 0 * inf = nan
+    # once pi_old underflows (a logit gap above ~745), while the weight itself is finite
+    weight = np.exp(log_pi_old + log_ratio)
     A_old = _mdp.advantage_values(mdp, pi_old)
-    return np.einsum("s,sa,sa,saxy,sa->xy", eta_old, pi_old, ratio, policies.score(theta), A_old)
+    return np.einsum("s,sa,saxy,sa->xy", eta_old, weight, policies.score(theta), A_old)
 
 
 def is_gradient_samples(mdp: _mdp.MDP, theta, theta_old, n_episodes: int, horizon: int, seed: int) -> np.ndarray:

@@ -72,6 +72,7 @@ __all__ = [
     "performance_difference",
     "policy_segment_return",
     "policy_kl",
+    "softmax_policy_kl",
     "mean_policy_kl",
     "trpo_penalty_coefficient",
     "trpo_lower_bound",
@@ -221,12 +222,32 @@ def policy_kl(pi_old, pi) -> np.ndarray:
 
 
 def mean_policy_kl(mdp: _mdp.MDP, theta, theta_old) -> float:
+def softmax_policy_kl(theta_old, theta) -> np.ndarray:
+    """Per-state ``KL(pi_old(.|s) || pi_theta(.|s))`` of two softmax logit tables; shape ``(S,)``.
+
+    The same quantity as :func:`policy_kl` of their probability tables, computed from
+    log-probabilities, so it stays finite (and right) for near-deterministic policies whose
+    probabilities underflow to 0 (a logit gap above ~745): ``KL`` of ``[0, 0]`` against
+    ``[800, 0]`` is ``400 - log 2 + ...``, not infinite.
+    """
+    theta_old = policies.check_theta(theta_old, "theta_old")
+    theta = policies.check_theta(theta)
+    check_shape(theta, theta_old.shape, "theta")
+    lp_old, lp = policies.log_probs(theta_old), policies.log_probs(theta)
+    return np.maximum((np.exp(lp_old) * (lp_old - lp)).sum(axis=1), 0.0)
+
+
     """``E_{s ~ d_old}[KL(pi_old(.|s) || pi_theta(.|s))]``: the average KL of TRPO's practical constraint.
 
     ``d_old`` is the normalised discounted state distribution of ``pi_old``. Theorem 1 needs the
     *maximum* over states instead; the average is the heuristic that TRPO (and the notes) use.
     """
-    return _mean_over_d_old(mdp, theta, theta_old, policy_kl)
+    The KL is :func:`softmax_policy_kl` (finite for near-deterministic policies).
+    _check_mdp(mdp)
+    theta = _theta_for(mdp, theta, "theta")
+    theta_old = _theta_for(mdp, theta_old, "theta_old")
+    d_old = _mdp.discounted_state_distribution(mdp, policies.probs(theta_old))
+    return float(d_old @ softmax_policy_kl(theta_old, theta))
 
 
 def _mean_over_d_old(mdp: _mdp.MDP, theta, theta_old, divergence) -> float:
@@ -260,7 +281,7 @@ def trpo_lower_bound(mdp: _mdp.MDP, theta, theta_old, divergence: str = "kl") ->
     theta_old = _theta_for(mdp, theta_old, "theta_old")
     pi, pi_old = policies.probs(theta), policies.probs(theta_old)
     if divergence == "kl":
-        penalty = float(np.max(policy_kl(pi_old, pi)))
+        penalty = float(np.max(softmax_policy_kl(theta_old, theta)))
     elif divergence == "tv":
         penalty = float(np.max(0.5 * np.abs(pi - pi_old).sum(axis=1))) ** 2
     else:
