@@ -15,7 +15,9 @@ check fails (exit status 1, one line per problem) when
 * more than 10% of the code cells are ignored: a verified book's outputs are compared;
 * a compared cell's stored output prints a round-off-level number (a number in e-notation of
   1e-9 or smaller, not preceded by ``<`` or ``≤``): its digits depend on the machine's
-  floating-point kernels, so print ``pgbook.reproducibility.bound(error, tol)`` instead.
+  floating-point kernels, so print ``pgbook.reproducibility.bound(error, tol)`` instead;
+* a compared cell prints a bound as a boolean (``< 1e-12: True``): the check is not asserted, so
+  print ``bound(error, tol)``, which asserts, instead.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ MAX_IGNORED_SHARE = 0.10
 # e-notation with exponent <= -9, e.g. 9.6e-15, 2e-10; not "< 1e-12" or "≤ 1e-9" (a bound)
 ROUND_OFF = re.compile(r"(?<![\w.])(?P<num>[-+]?\d(?:\.\d+)?e-(?:0?9|[1-9]\d))\b")
 BOUND_BEFORE = re.compile(r"(<|≤|<=)\s*$")
+# "< 1e-12: True", "(< 1e-12): False": a tolerance check printed as a boolean instead of asserted
+BOOLEAN_BOUND = re.compile(r"(<|≤|<=)\s*\d(?:\.\d+)?e-\d+\)?\s*:\s*(True|False)\b")
 
 
 def _markers(source: str) -> tuple[list[str], list[str]]:
@@ -92,6 +96,12 @@ def check(paths: list[Path]) -> tuple[list[str], int, int]:
                     problems.append(f"{where}: ignored output without an assert of what must hold on every machine")
                 continue
             text = _output_text(cell)
+            boolean = BOOLEAN_BOUND.search(text)
+            if boolean:
+                problems.append(
+                    f"{where}: prints a tolerance check as a boolean ({boolean.group(0)!r}) — print "
+                    "pgbook.reproducibility.bound(error, tol), which asserts it"
+                )
             for m in ROUND_OFF.finditer(text):
                 if not BOUND_BEFORE.search(text[max(0, m.start() - 4) : m.start()]):
                     problems.append(
