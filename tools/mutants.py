@@ -200,6 +200,29 @@ MUTANTS: list[Mutant] = [
 
 
 def _mutated_copy(mutant: Mutant, where: Path) -> Path:
+    # errata — the critic's loss as written (err-a2c-value-target, src/pgbook/value_learning.py)
+    Mutant("vl-residual-no-variance", "err-a2c-value-target", "value_learning.py",
+           "return _solve(Phi.T @ (B.T @ Dw @ B + cov_xx) @ Phi, Phi.T @ (B.T @ Dw @ r_n - cov_xg), Phi)",
+           "return _solve(Phi.T @ (B.T @ Dw @ B) @ Phi, Phi.T @ (B.T @ Dw @ r_n), Phi)",
+           "notes' loss minimiser without the conditional-variance terms (collapses to the MSBE minimiser, V^pi)"),
+    Mutant("vl-residual-no-next-value-variance", "err-a2c-value-target", "value_learning.py",
+           "cov_xx = gn**2 * (np.diag(d @ M) - M.T @ Dw @ M)",
+           "cov_xx = gn**2 * (M.T @ Dw @ M - M.T @ Dw @ M)",
+           "E[e_{s'} e_{s'}^T] replaced by E[e_{s'}] E[e_{s'}]^T: the variance of V(s_{t+n}) dropped"),
+    Mutant("vl-semi-missing-gamma-n", "err-a2c-value-target", "value_learning.py",
+           "lhs = PhiTD @ (np.eye(mdp.n_states) - g_n * M) @ Phi",
+           "lhs = PhiTD @ (np.eye(mdp.n_states) - mdp.gamma * M) @ Phi",
+           "n-step TD fixed point with gamma in place of gamma^n"),
+    Mutant("vl-transposed-chain", "err-a2c-value-target", "value_learning.py",
+           "P_pi = _mdp.policy_transition_matrix(mdp, pi)\n    r_pi = ",
+           "P_pi = _mdp.policy_transition_matrix(mdp, pi).T\n    r_pi = ",
+           "the state chain P_pi transposed"),
+    Mutant("vl-td-unweighted-projection", "err-a2c-value-target", "value_learning.py",
+           "PhiTD = Phi.T * d  # Phi^T D", "PhiTD = Phi.T  # Phi^T D",
+           "TD fixed point with the unweighted projection Phi^T (no D): invisible tabular, wrong with features"),
+    Mutant("vl-reward-moment-shift", "err-a2c-value-target", "value_learning.py",
+           "np.linalg.matrix_power(P_pi, n - k - 1)", "np.linalg.matrix_power(P_pi, n - k)",
+           "reward/next-state moment C with one transition too many"),
     target = where / "pgbook"
     shutil.copytree(PACKAGE, target, ignore=shutil.ignore_patterns("__pycache__"))
     path = target / mutant.path
