@@ -9,6 +9,11 @@ Usage::
 
     python benchmarks/solve_cartpole.py                      # everything (tens of minutes on 2 cores)
     python benchmarks/solve_cartpole.py --agents ppo --variants default --seeds 0
+    python benchmarks/solve_cartpole.py --agents ppo --variants default no-clip lam=0 --seeds 5 6 7 8 9
+
+The benchmark is seeds 0–4 (:data:`SEEDS`). The CSV files also hold seeds 5–9 of three PPO variants,
+run afterwards with the second command above: chapter 10 uses them to check its explanations of
+the two failed runs. A run rewrites only the rows of the (agent, variant, seed) it re-runs.
 
 Writes two small CSV files (committed; chapters 9 and 10 plot them):
 
@@ -16,20 +21,27 @@ Writes two small CSV files (committed; chapters 9 and 10 plot them):
   budget, steps to solve (empty if never), evaluation mean at that point;
 * ``benchmarks/results/cartpole_curves.csv`` — every evaluation of every run (step, mean, std of
   the 20 greedy returns, mean return of the training episodes that ended since the previous
-  evaluation), plus a final evaluation row (``kind = final``).
+  evaluation), plus a final evaluation row (``kind = final``). Each evaluation row also says how
+  random the policy still is where the greedy policy goes: ``eval_entropy`` is the mean of
+  ``H(pi_theta(.|s))`` (nats; log 2 = 0.693 is uniform over CartPole's two actions) over every
+  state at which one of the 20 greedy episodes chose an action (each state counted once, so long
+  episodes weigh more), and ``eval_frac_pmax_above_099`` the fraction of those states where
+  ``max_a pi_theta(a|s) > 0.99``. Both are computed with :func:`pgbook.agents_common.policy_entropy`
+  and :func:`pgbook.agents_common.greedy_probability`, the same way for every agent and variant.
 
 Each solve row also records the environment the run was measured in
 (:func:`pgbook.reproducibility.environment`: torch, numpy and gymnasium versions, torch's CPU
 capability, thread count, CPU model). A run is deterministic in one such environment, so
-``tests/test_agents.py`` re-runs seed 0 (stopping when it is solved) and, where the environment
-matches, checks that it reproduces its rows exactly; elsewhere the floating-point kernels differ,
-the run takes another trajectory, and the test checks what does not depend on them: the seed
-solves within the budget. Wall-clock seconds are printed only.
+``tests/test_agents.py`` re-runs every default seed 0–4 of both agents (stopping when it is solved) and,
+where the environment matches, checks that it reproduces its rows exactly; elsewhere the
+floating-point kernels differ, the run takes another trajectory, and the test checks what does not
+depend on them: the seed solves within the budget. Wall-clock seconds are printed only.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import math
 import sys
@@ -37,6 +49,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from pgbook import a2c, agents_common, ppo, reproducibility
 
@@ -67,6 +80,7 @@ VARIANTS = {
 RUN_FIELDS = ["agent", "variant", "seed", "budget", "eval_every", "steps_to_solve", "eval_mean_at_solve"]
 SOLVE_FIELDS = RUN_FIELDS + list(reproducibility.ENVIRONMENT_FIELDS)
 CURVE_FIELDS = ["agent", "variant", "seed", "kind", "step", "eval_mean", "eval_std", "train_return"]
+CURVE_FIELDS += ["eval_entropy", "eval_frac_pmax_above_099"]
 
 
 def _fmt(x) -> str:
@@ -76,6 +90,45 @@ def _fmt(x) -> str:
     if isinstance(x, (int, np.integer)):
         return str(int(x))
     return f"{float(x):.6f}"
+
+
+@contextlib.contextmanager
+def _recording_greedy_states():
+    """While active, every call of :func:`pgbook.agents_common.evaluate` also measures the policy.
+
+    Both ``train`` functions evaluate through ``agents_common.evaluate``, which does not return
+    the states it visits; for the duration of one run it is wrapped so that a forward hook on the
+    actor records every observation at which a greedy episode chooses an action, and
+    :func:`pgbook.agents_common.policy_entropy` and :func:`~pgbook.agents_common.greedy_probability`
+    are computed there with the network *at that evaluation*. The hook reads, it does not change:
+    no random numbers are drawn and no parameter is touched, so the run is the same as without it.
+    Yields the list of ``(returns, entropies, greedy probabilities)``, one entry per evaluation.
+    """
+    original = agents_common.evaluate
+    calls = []
+
+    def evaluate(model, *args, **kwargs):
+        seen = []
+        handle = model.actor.register_forward_hook(lambda _m, inputs, _out: seen.append(inputs[0].detach().clone()))
+        try:
+            returns = original(model, *args, **kwargs)
+        finally:
+            handle.remove()
+        states = torch.cat(seen)
+        # CartPole pays 1 per step: the greedy episodes chose exactly sum(returns) actions
+        assert len(states) == int(returns.sum()), (len(states), returns.sum())
+        calls.append((returns, agents_common.policy_entropy(model, states), agents_common.greedy_probability(model, states)))
+        return returns
+
+    agents_common.evaluate = evaluate
+    try:
+        yield calls
+    finally:
+        agents_common.evaluate = original
+
+
+def _policy_columns(entropy: np.ndarray, p_max: np.ndarray) -> dict:
+    return {"eval_entropy": _fmt(float(entropy.mean())), "eval_frac_pmax_above_099": _fmt(float(np.mean(p_max > 0.99)))}
 
 
 def run_one(agent: str, variant: str, seed: int, stop_when_solved: bool = False):
@@ -98,7 +151,10 @@ def run_one(agent: str, variant: str, seed: int, stop_when_solved: bool = False)
         device="cpu",
         **overrides,
     )
-    result = train(cfg)
+    with _recording_greedy_states() as measured:
+        result = train(cfg)
+    # the wrapper saw exactly the run's evaluations, in order
+    assert [float(r.mean()) for r, _, _ in measured] == [m for _, m, _ in result.evals]
     solved = result.steps_to_reach(THRESHOLD)
     at_solve = next((m for s, m, _ in result.evals if s == solved), None)
     solve_row = {
@@ -113,7 +169,7 @@ def run_one(agent: str, variant: str, seed: int, stop_when_solved: bool = False)
     }
     curve_rows = []
     previous = 0
-    for step, mean, std in result.evals:
+    for (step, mean, std), (_, entropy, p_max) in zip(result.evals, measured):
         recent = [r for s, r, _ in result.episodes if previous < s <= step]
         curve_rows.append(
             {
@@ -125,11 +181,13 @@ def run_one(agent: str, variant: str, seed: int, stop_when_solved: bool = False)
                 "eval_mean": _fmt(mean),
                 "eval_std": _fmt(std),
                 "train_return": _fmt(float(np.mean(recent)) if recent else None),
+                **_policy_columns(entropy, p_max),
             }
         )
         previous = step
     if not stop_when_solved:
-        final = agents_common.evaluate(result.model, cfg.env_id, 20, 10_000 + seed)
+        with _recording_greedy_states() as measured:
+            final = agents_common.evaluate(result.model, cfg.env_id, 20, 10_000 + seed)
         recent = [r for s, r, _ in result.episodes if s > previous]
         curve_rows.append(
             {
@@ -141,6 +199,7 @@ def run_one(agent: str, variant: str, seed: int, stop_when_solved: bool = False)
                 "eval_mean": _fmt(float(final.mean())),
                 "eval_std": _fmt(float(final.std())),
                 "train_return": _fmt(float(np.mean(recent)) if recent else None),
+                **_policy_columns(measured[0][1], measured[0][2]),
             }
         )
     return solve_row, curve_rows, result

@@ -15,6 +15,8 @@ everything else:
   ``n_envs`` environments, with the episode bookkeeping of equation ``eq-a2c-truncation``.
 * :func:`compute_advantages` — calls :func:`pgbook.gae.gae` on a rollout.
 * :func:`evaluate` — deterministic (greedy) evaluation episodes.
+* :func:`policy_entropy` and :func:`greedy_probability` — how random the policy still is at given
+  observations: ``H(pi_theta(.|s))`` and ``max_a pi_theta(a|s)``.
 
 Episode ends (``eq-a2c-truncation``). gymnasium 1.x distinguishes *terminated* (the MDP reached
 a terminal state: no future reward, bootstrap with 0) from *truncated* (a time limit stopped the
@@ -44,6 +46,7 @@ from torch.nn import functional as F
 from torch.distributions import Categorical, Distribution
 
 from . import gae as _gae
+from ._validate import as_float_array as _as_float_array
 
 __all__ = [
     "AgentConfig",
@@ -59,6 +62,8 @@ __all__ = [
     "compute_advantages",
     "clip_grad_norm",
     "evaluate",
+    "policy_entropy",
+    "greedy_probability",
     "TrainResult",
     "seeded",
 ]
@@ -545,6 +550,42 @@ def evaluate(
     for env in envs:
         env.close()
     return returns
+
+
+def _policy_at(model: ActorCritic, obs, name: str = "obs") -> Categorical:
+    """``pi_theta(.|s)`` for every row of ``obs`` (validated: a finite (B, obs_dim) batch, B >= 1, on
+    which the float32 actor's logits are finite)."""
+    if not isinstance(model, ActorCritic):
+        raise ValueError(f"model must be an ActorCritic, got {type(model).__name__}")
+    arr = _as_float_array(obs, name, ndim=2)
+    if arr.shape[0] < 1 or arr.shape[1] != model.obs_dim:
+        raise ValueError(f"{name} must have shape (B, {model.obs_dim}) with B >= 1, got {arr.shape}")
+    device = next(model.parameters()).device
+    logits = model.actor(torch.as_tensor(arr, dtype=torch.float32, device=device))
+    if not torch.isfinite(logits).all():  # e.g. 1e300 is finite in float64, inf in the float32 actor
+        raise ValueError(f"{name} gives non-finite logits in the float32 actor (entries too large in magnitude)")
+    return model.distribution(logits)
+
+
+@torch.no_grad()
+def policy_entropy(model: ActorCritic, obs) -> np.ndarray:
+    """``H(pi_theta(.|s)) = -sum_a pi_theta(a|s) log pi_theta(a|s)`` in nats, for each row ``s`` of ``obs``.
+
+    ``obs`` is a finite ``(B, obs_dim)`` array or tensor (B >= 1); returns a float64 array of shape
+    ``(B,)``: ``log n_actions`` for a uniform policy, 0 for one that picks a single action with
+    certainty.
+    """
+    return _policy_at(model, obs).entropy().double().cpu().numpy()
+
+
+@torch.no_grad()
+def greedy_probability(model: ActorCritic, obs) -> np.ndarray:
+    """``max_a pi_theta(a|s)``, the probability of the greedy action, for each row ``s`` of ``obs``.
+
+    Same input as :func:`policy_entropy`; returns a float64 array of shape ``(B,)`` with values in
+    ``[1 / n_actions, 1]``.
+    """
+    return _policy_at(model, obs).probs.amax(-1).double().cpu().numpy()
 
 
 def check_loss_batch(logits: torch.Tensor, actions: torch.Tensor, **tensors: torch.Tensor) -> None:
