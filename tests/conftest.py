@@ -5,6 +5,13 @@ claim labelled ``eq-pg-theorem`` in the book, and how. ``tools/ledger.py`` colle
 markers (``pytest --collect-only --claims-json=FILE``) to build the *Verification ledger* page
 and to fail when a labelled claim has no test or a test names a label the book lacks.
 
+``@pytest.mark.kernel_independent`` marks a test whose outcome cannot depend on the
+floating-point kernels (argument checking, the command line, the tools; also every test whose
+claims are all checked ``how="sympy"``, exact symbolic algebra): the portability pass
+(``tools/portability.py``, which sets ``PGBOOK_PORTABILITY_PASS``) skips it, since the main pass
+already ran it. ``@pytest.mark.main_pass_only(reason=...)`` does the same for a costly test whose
+kernel dependence a cheaper sibling already covers in the portability pass.
+
 ``--claim LABEL`` (repeatable) keeps only the tests that carry one of the labels; the mutation
 suite (``tools/mutants.py``) runs a claim's tests against a wrongly edited copy of the package,
 and ``--mutant-check`` makes sure that copy, not ``src/pgbook``, is the one imported.
@@ -85,6 +92,13 @@ def pytest_collection_modifyitems(session, config, items):
             records.append({"nodeid": item.nodeid, "doc": doc[0] if doc else "", **claim})
     if path:
         pathlib.Path(path).write_text(json.dumps(records, indent=1))
+    if os.environ.get("PGBOOK_PORTABILITY_PASS"):  # set by tools/portability.py
+        for item in items:
+            claims = _claims(item)
+            if item.get_closest_marker("kernel_independent") or (claims and all(c["how"] == "sympy" for c in claims)):
+                item.add_marker(pytest.mark.skip(reason="no floating-point result to compare: checked once, in the main pass"))
+            elif item.get_closest_marker("main_pass_only"):
+                item.add_marker(pytest.mark.skip(reason=item.get_closest_marker("main_pass_only").kwargs.get("reason", "main pass only")))
     wanted = set(config.getoption("--claim"))
     if wanted:
         keep = [item for item in items if any(wanted & set(c["labels"]) for c in _claims(item))]

@@ -397,17 +397,21 @@ def test_cli_set_parses_types():
 # ---------------------------------------------------------------------------------------------
 
 BENCHMARK_SEEDS = (0, 1, 2, 3, 4)  # benchmarks/solve_cartpole.py SEEDS (checked below)
+# the portability pass re-runs seed 0 only: the other kernels' trajectory differs anyway, and one
+# seed shows that training still solves under them (five would add about a minute to make test)
+_SEED_PARAMS = [seed if seed == 0 else pytest.param(seed, marks=pytest.mark.main_pass_only(
+    reason="the portability pass re-runs seed 0 of each agent only")) for seed in BENCHMARK_SEEDS]
 
 
 @pytest.mark.claim("rem-a2c-solves-cartpole", how="reproduction")
-@pytest.mark.parametrize("seed", BENCHMARK_SEEDS)
+@pytest.mark.parametrize("seed", _SEED_PARAMS)
 def test_benchmark_reproduces_a2c(seed):
     """Re-running A2C seed `seed` of benchmarks/solve_cartpole.py: its committed rows exactly (same environment), else solved within the budget."""
     _check_reproduction("a2c", seed)
 
 
 @pytest.mark.claim("rem-ppo-solves-cartpole", how="reproduction")
-@pytest.mark.parametrize("seed", BENCHMARK_SEEDS)
+@pytest.mark.parametrize("seed", _SEED_PARAMS)
 def test_benchmark_reproduces_ppo(seed):
     """Re-running PPO seed `seed` of benchmarks/solve_cartpole.py: its committed rows exactly (same environment), else solved within the budget."""
     _check_reproduction("ppo", seed)

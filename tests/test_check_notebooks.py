@@ -12,6 +12,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import check_notebooks  # noqa: E402
 
 
+pytestmark = pytest.mark.kernel_independent  # skipped by the portability pass (tests/conftest.py)
+
 def _notebook(tmp_path, cells):
     """cells: (source, printed text) pairs for code cells, plus 90 plain compared cells."""
     nb = nbformat.v4.new_notebook()

@@ -6,9 +6,12 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import ledger  # noqa: E402
+
+pytestmark = pytest.mark.kernel_independent  # skipped by the portability pass (tests/conftest.py)
 
 SOURCE = r"""
 $$ a = b $$ (eq-one)

@@ -22,6 +22,8 @@ from pgbook import a2c, ppo
 from pgbook import agents_common as common
 from pgbook import train as cli
 
+pytestmark = pytest.mark.kernel_independent  # skipped by the portability pass (tests/conftest.py)
+
 FAST = ["--env", "CartPole-v1", "--no-progress", "--eval-episodes", "2"]
 
 

@@ -13,6 +13,8 @@ import torch
 from pgbook import clipping, importance, policies
 from pgbook import mdp as M
 
+pytestmark = pytest.mark.kernel_independent  # skipped by the portability pass (tests/conftest.py)
+
 THETA = np.array([[0.5, -1.0], [2.0, 0.0]])
 P_, Q_ = np.array([0.2, 0.8]), np.array([0.5, 0.5])
 
