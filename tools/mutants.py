@@ -56,13 +56,17 @@ MUTANTS: list[Mutant] = [
            "trajectory probabilities squared"),
     # ch02 — the policy gradient theorem
     Mutant("pg-normalised-visitation", "eq-pg-visitation", "gradients.py",
-           'return np.einsum("s,sa,saxy,sa->xy", eta, pi, policies.score(theta), Q)',
-           'return (1 - mdp.gamma) * np.einsum("s,sa,saxy,sa->xy", eta, pi, policies.score(theta), Q)',
+           "return score_contraction(pi, eta, Q)",
+           "return score_contraction(pi, (1 - mdp.gamma) * eta, Q)",
            "visitation d = (1-gamma) eta in place of eta (missing 1/(1-gamma))"),
+    Mutant("pg-block-score-without-pi", "eq-pg-visitation", "gradients.py",
+           "return w[:, None] * pi * (f - (pi * f).sum(axis=1, keepdims=True))",
+           "return w[:, None] * pi * f",
+           "block-structured score contraction without the -pi(b|s) of the softmax score: eta pi Q for eta pi (Q - V)"),
     Mutant("visitation-transposed", "eq-visitation", "mdp.py",
-           "return np.linalg.solve(_bellman_matrix(mdp, pi).T, mdp.p0)",
-           "return np.linalg.solve(_bellman_matrix(mdp, pi), mdp.p0)",
-           "eta from (I - gamma P_pi) eta = p0: the transition matrix not transposed"),
+           "return solver.solve(mdp.p0, transpose=True)",
+           "return solver.solve(mdp.p0, transpose=False)",
+           "eta from (I - gamma P_pi) eta = p0: the transition matrix not transposed (dense and sparse solves)"),
     Mutant("reinforce-5pct-bias", "thm-policy-gradient", "gradients.py",
            "return policies.weighted_score_sum(theta, states, actions, weights)",
            "return policies.weighted_score_sum(theta, states, actions, 1.05 * weights)",
@@ -80,8 +84,8 @@ MUTANTS: list[Mutant] = [
            "(1.0 / (1.0 - gamma) ** 2)",
            "gradient tail bound without its sqrt(H)/(1-gamma) term (the O(gamma^H) bound the notes imply)"),
     Mutant("finite-horizon-gradient-q-of-step-0", "lem-pg-finite-horizon", "gradients.py",
-           'grad += mdp.gamma**t * np.einsum("s,saxy,sa->xy", marginal, weighted_score, Q[t])',
-           'grad += mdp.gamma**t * np.einsum("s,saxy,sa->xy", marginal, weighted_score, Q[0])',
+           "grad += mdp.gamma**t * score_contraction(pi, marginal, Q[t])",
+           "grad += mdp.gamma**t * score_contraction(pi, marginal, Q[0])",
            "finite-horizon gradient with the H-step Q at every step (Q_0 for Q_t)"),
     # ch03 — the score-function identity
     Mutant("score-times-minus-3", "eq-score-other-sampling", "score_function.py",
@@ -196,10 +200,6 @@ MUTANTS: list[Mutant] = [
     Mutant("ppo-approx-kl-sign", "eq-ppo-approx-kl", "ppo.py",
            "approx_kl = ((ratio - 1.0) - log_ratio).mean(-1)", "approx_kl = ((ratio - 1.0) + log_ratio).mean(-1)",
            "approx-KL estimator (r - 1) + log r"),
-]
-
-
-def _mutated_copy(mutant: Mutant, where: Path) -> Path:
     # errata — the critic's loss as written (err-a2c-value-target, src/pgbook/value_learning.py)
     Mutant("vl-residual-no-variance", "err-a2c-value-target", "value_learning.py",
            "return _solve(Phi.T @ (B.T @ Dw @ B + cov_xx) @ Phi, Phi.T @ (B.T @ Dw @ r_n - cov_xg), Phi)",
@@ -223,6 +223,10 @@ def _mutated_copy(mutant: Mutant, where: Path) -> Path:
     Mutant("vl-reward-moment-shift", "err-a2c-value-target", "value_learning.py",
            "np.linalg.matrix_power(P_pi, n - k - 1)", "np.linalg.matrix_power(P_pi, n - k)",
            "reward/next-state moment C with one transition too many"),
+]
+
+
+def _mutated_copy(mutant: Mutant, where: Path) -> Path:
     target = where / "pgbook"
     shutil.copytree(PACKAGE, target, ignore=shutil.ignore_patterns("__pycache__"))
     path = target / mutant.path

@@ -2,7 +2,8 @@
 
 One module per topic, each naming the chapter and equations it implements:
 
-* :mod:`pgbook.mdp` — finite MDPs, exact V, Q, A, J, visitation; trajectory enumeration (ch. 1–2).
+* :mod:`pgbook.mdp` — finite MDPs (dense or sparse P), exact V, Q, A, J, visitation; trajectory enumeration (ch. 1–2).
+* :mod:`pgbook.gridworld` — gridworld MDPs with walls, goals and slip, dense or sparse (ch. 2–9 examples).
 * :mod:`pgbook.policies` — the tabular softmax policy and its score (ch. 1–2).
 * :mod:`pgbook.gradients` — the exact policy gradient, finite differences, autograd, REINFORCE (ch. 2).
 * :mod:`pgbook.symbolic` — the sympy derivation of the policy gradient theorem (ch. 2).

@@ -7,6 +7,7 @@ range or a NaN fails at once with a :class:`ValueError` that names the argument.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -98,3 +99,80 @@ def check_seed(seed, name: str = "seed") -> int:
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"{name} must be a non-negative integer, got {seed!r}")
     return int(seed)
+
+
+# ---- additions (issue 13): scalars of every numeric type, flags, callables, tensors, MDPs ----
+
+
+def check_real(
+    x,
+    name: str,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    allow_inf: bool = False,
+) -> float:
+    """Return ``x`` as a float, raising unless it is a real number (``int``, ``float``, any numpy
+    integer or floating scalar; not ``bool``, complex, strings, arrays) that is not NaN, finite
+    unless ``allow_inf``, and inside the given bounds (closed unless ``low_open``/``high_open``)."""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Real):
+        raise ValueError(f"{name} must be a real number, got {x!r}")
+    v = float(x)
+    if math.isnan(v) or (not allow_inf and math.isinf(v)):
+        raise ValueError(f"{name} must be a finite real number, got {x!r}")
+    if low is not None and not (v > low if low_open else v >= low):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low:g}, got {x!r}")
+    if high is not None and not (v < high if high_open else v <= high):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high:g}, got {x!r}")
+    return v
+
+
+def check_bool(x, name: str) -> bool:
+    """Return ``x`` as a bool, raising unless it is ``True`` or ``False`` (or a numpy bool)."""
+    if not isinstance(x, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {x!r}")
+    return bool(x)
+
+
+def check_callable(f, name: str):
+    """Return ``f``, raising unless it is callable."""
+    if not callable(f):
+        raise ValueError(f"{name} must be callable, got {type(f).__name__}")
+    return f
+
+
+def check_tensor(x, name: str, *, floating: bool = True, ndim: int | None = None, finite: bool = True):
+    """Return ``x``, raising unless it is a torch tensor of real floating-point (``floating=True``)
+    or integer (``floating=False``) dtype, of rank ``ndim`` if given, and (floating) finite."""
+    import torch
+
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch tensor, got {type(x).__name__}")
+    if floating and not x.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    if not floating and (x.is_floating_point() or x.is_complex() or x.dtype == torch.bool):
+        raise ValueError(f"{name} must be an integer tensor, got dtype {x.dtype}")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {tuple(x.shape)}")
+    if floating and finite and not bool(torch.isfinite(x.detach()).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return x
+
+
+def check_mdp(mdp, name: str = "mdp"):
+    """Return ``mdp``, raising unless it is a :class:`pgbook.mdp.MDP`."""
+    from .mdp import MDP
+
+    if not isinstance(mdp, MDP):
+        raise ValueError(f"{name} must be a pgbook.mdp.MDP, got {type(mdp).__name__}")
+    return mdp
+
+
+def check_torch_seed(seed, name: str = "seed") -> int:
+    """:func:`check_seed`, and below ``2**64`` (torch's generators take an unsigned 64-bit seed)."""
+    seed = check_seed(seed, name)
+    if seed >= 2**64:
+        raise ValueError(f"{name} must be below 2**64 (a torch seed is an unsigned 64-bit integer), got {seed!r}")
+    return seed

@@ -32,7 +32,7 @@ import torch
 
 from . import agents_common as common
 from . import mdp as _mdp
-from ._validate import as_float_array, check_positive_int, check_shape
+from ._validate import as_float_array, check_bool, check_callable, check_mdp, check_positive_int, check_shape, check_tensor
 from .agents_common import ActorCritic, AgentConfig, TrainResult
 
 __all__ = ["A2CConfig", "A2CLosses", "a2c_losses", "nstep_target_mean", "train"]
@@ -46,6 +46,7 @@ def nstep_target_mean(mdp: _mdp.MDP, pi, values, n: int) -> np.ndarray:
     state), and the first step with the given action: ``R + gamma P W_{n-1}`` — with no linear
     solve, so it can be checked against :func:`pgbook.mdp.action_values` (``prop-a2c-nstep-bias``).
     """
+    mdp = check_mdp(mdp)
     pi = _mdp.check_policy(mdp, pi)
     V = as_float_array(values, "values", ndim=1)
     check_shape(V, (mdp.n_states,), "values")
@@ -55,7 +56,7 @@ def nstep_target_mean(mdp: _mdp.MDP, pi, values, n: int) -> np.ndarray:
     W = V.copy()
     for _ in range(n - 1):
         W = r_pi + mdp.gamma * P_pi @ W
-    return mdp.R + mdp.gamma * mdp.P @ W
+    return mdp.R + mdp.gamma * _mdp.next_state_expectation(mdp, W)  # dense or sparse P
 
 
 @dataclass
@@ -133,15 +134,16 @@ def a2c_losses(
     ``detach_advantages=False`` exists only for chapter 9's demonstration of what the
     stop-gradient removes: the advantage then carries a gradient into the critic.
     """
-    if logits.ndim != 2:
-        raise ValueError(f"logits must have shape (B, n_actions), got {tuple(logits.shape)}")
+    check_tensor(logits, "logits", ndim=2, finite=False)  # finiteness: check_loss_batch
     B = logits.shape[0]
     for name, x in (("values", values), ("actions", actions), ("advantages", advantages), ("returns", returns)):
+        check_tensor(x, name, floating=name != "actions", finite=False)  # finiteness: check_loss_batch
         if tuple(x.shape) != (B,):
             raise ValueError(f"{name} must have shape ({B},) like the batch of logits, got {tuple(x.shape)}")
     common.check_loss_batch(logits, actions, values=values, advantages=advantages, returns=returns)
     for name, c in (("vf_coef", vf_coef), ("ent_coef", ent_coef)):
         common._check_real(c, name, 0.0, math.inf, hi_open=True)
+    detach_advantages = check_bool(detach_advantages, "detach_advantages")
     dist = ActorCritic.distribution(logits)
     log_prob = dist.log_prob(actions)
     adv = advantages.detach() if detach_advantages else advantages
@@ -171,6 +173,8 @@ def train(cfg: A2CConfig, progress: Callable[[int, dict], None] | None = None) -
     """
     if not isinstance(cfg, A2CConfig):
         raise ValueError(f"cfg must be an A2CConfig, got {type(cfg).__name__}")
+    if progress is not None:
+        check_callable(progress, "progress")  # now, not after the first update
     cfg.validate()
     obs_dim, n_actions = common.check_env(cfg.env_id)  # fail now, not inside the loop
     device = common.resolve_device(cfg.device)

@@ -57,7 +57,7 @@ import numpy as np
 
 from . import mdp as _mdp
 from . import policies
-from ._validate import as_float_array, check_gamma, check_positive_int, check_shape
+from ._validate import as_float_array, check_gamma, check_positive_int, check_real, check_shape
 
 __all__ = [
     "ESTIMATORS",
@@ -125,7 +125,7 @@ def finite_horizon_values(mdp: _mdp.MDP, pi, horizon: int):
     V, Q = np.zeros((H, S)), np.zeros((H, S, A))
     v_next = np.zeros(S)
     for t in range(H - 1, -1, -1):
-        Q[t] = mdp.R + mdp.gamma * mdp.P @ v_next
+        Q[t] = mdp.R + mdp.gamma * _mdp.next_state_expectation(mdp, v_next)  # dense or sparse P
         V[t] = (pi * Q[t]).sum(axis=1)
         v_next = V[t]
     return V, Q
@@ -373,8 +373,7 @@ def payback_mdp(rho: float, gamma: float) -> _mdp.MDP:
 
     negative (reward-to-go worse) as soon as ``gamma rho > 1/2``.
     """
-    if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not np.isfinite(rho):
-        raise ValueError(f"rho must be a finite real number, got {rho!r}")
+    rho = check_real(rho, "rho")
     gamma = check_gamma(gamma)
     P = np.zeros((3, 2, 3))
     P[0, 0, 1] = P[0, 1, 2] = 1.0

@@ -35,6 +35,7 @@ Examples: :func:`gridworld_4x4` (Sutton & Barto, Example 4.1), :func:`random_epi
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +43,7 @@ import torch
 
 from . import mdp as _mdp
 from . import gradients, policies
+from .gridworld import gridworld
 from ._validate import check_gamma, check_positive_int, check_seed, check_shape
 
 __all__ = [
@@ -96,27 +98,11 @@ def gridworld_4x4(gamma: float = 1.0) -> _mdp.MDP:
     States ``0..15`` row by row; 0 and 15 are terminal. Actions ``0..3`` = up, down, right, left
     move deterministically; a move off the grid leaves the state unchanged. Every step from a
     non-terminal state has reward -1. ``p0`` is uniform over the 14 non-terminal states (the book
-    gives values per state and no initial distribution).
+    gives values per state and no initial distribution). Built by :func:`pgbook.gridworld.gridworld`
+    (no walls, no slip, goals in two corners).
     """
     gamma = check_gamma(gamma, allow_one=True)
-    S, A = 16, 4
-    P = np.zeros((S, A, S))
-    R = np.zeros((S, A))
-    terminal = np.zeros(S, dtype=bool)
-    terminal[[0, 15]] = True
-    moves = [(-1, 0), (1, 0), (0, 1), (0, -1)]
-    for s in range(S):
-        if terminal[s]:
-            P[s, :, s] = 1.0
-            continue
-        row, col = divmod(s, 4)
-        for a, (dr, dc) in enumerate(moves):
-            r2, c2 = row + dr, col + dc
-            s2 = 4 * r2 + c2 if 0 <= r2 < 4 and 0 <= c2 < 4 else s
-            P[s, a, s2] = 1.0
-            R[s, a] = -1.0
-    p0 = np.where(terminal, 0.0, 1.0 / 14.0)
-    return _mdp.MDP(P, R, p0, gamma, terminal)
+    return gridworld(4, 4, goals=[(0, 0), (3, 3)], gamma=gamma, step_reward=-1.0).mdp
 
 
 def random_episodic_mdp(n_states: int, n_actions: int, seed: int, gamma: float = 1.0) -> _mdp.MDP:
@@ -199,7 +185,7 @@ def episode_visits_by_series(mdp: _mdp.MDP, pi, tol: float = 1e-15, max_steps: i
     """
     mdp = _check_episodic(mdp)
     pi = _mdp.check_policy(mdp, pi)
-    if not (isinstance(tol, float) and 0 < tol < 1):
+    if isinstance(tol, bool) or not (isinstance(tol, numbers.Real) and 0 < tol < 1):
         raise ValueError(f"tol must be a float in (0, 1), got {tol!r}")
     n = check_positive_int(max_steps, "max_steps")
     live = ~mdp.terminal
@@ -252,8 +238,12 @@ def autograd_gradient(mdp: _mdp.MDP, theta) -> np.ndarray:
 
 
 def _score_sum(theta: np.ndarray, weights: np.ndarray, adv: np.ndarray) -> np.ndarray:
-    """``sum_s w(s) sum_a pi(a|s) grad log pi(a|s) adv(s, a)`` with the analytic softmax score."""
-    return np.einsum("s,sa,saxy,sa->xy", weights, policies.probs(theta), policies.score(theta), adv)
+    """``sum_s w(s) sum_a pi(a|s) grad log pi(a|s) adv(s, a)`` with the analytic softmax score.
+
+    Contracted by the score's block structure (:func:`pgbook.gradients.score_contraction`), without
+    the ``(S, A, S, A)`` array.
+    """
+    return gradients.score_contraction(policies.probs(theta), weights, adv)
 
 
 def discounted_gradient(mdp: _mdp.MDP, theta) -> np.ndarray:
@@ -359,7 +349,7 @@ def sample_episodes(mdp: _mdp.MDP, pi, n_episodes: int, seed: int, max_steps: in
     N = check_positive_int(n_episodes, "n_episodes")
     H = check_positive_int(max_steps, "max_steps")
     rng = np.random.default_rng(check_seed(seed))
-    pi_cdf, P_cdf = np.cumsum(pi, axis=1), np.cumsum(mdp.P, axis=2)
+    pi_cdf, successor = np.cumsum(pi, axis=1), _mdp._successor_sampler(mdp)
     S, A = mdp.n_states, mdp.n_actions
     s = np.minimum(np.searchsorted(np.cumsum(mdp.p0), rng.random(N), side="right"), S - 1)
     active = ~mdp.terminal[s]
@@ -372,7 +362,7 @@ def sample_episodes(mdp: _mdp.MDP, pi, n_episodes: int, seed: int, max_steps: in
         idx = np.flatnonzero(active)
         st = s[idx]
         a = np.minimum((rng.random(idx.size)[:, None] >= pi_cdf[st]).sum(axis=1), A - 1)
-        s2 = np.minimum((rng.random(idx.size)[:, None] >= P_cdf[st, a]).sum(axis=1), S - 1)
+        s2 = successor(st, a, rng.random(idx.size))
         parts.append((idx, np.full(idx.size, t), st, a, mdp.R[st, a]))
         lengths[idx] += 1
         s[idx] = s2

@@ -37,6 +37,7 @@ import torch
 
 from . import mdp as _mdp
 from . import policies as _policies
+from .gradients import score_contraction
 from ._validate import as_float_array, check_gamma, check_positive_int, check_shape
 
 __all__ = [
@@ -370,7 +371,8 @@ def gae_policy_gradient(mdp: _mdp.MDP, theta, values, lam) -> np.ndarray:
 
     ``E[sum_t gamma^t grad log pi(a_t|s_t) Ahat_t] = sum_s eta(s) sum_a pi(a|s) score(s, a)
     mean(s, a)`` with ``mean`` from :func:`tabular_gae_moments` for the tabular softmax policy
-    ``pi = softmax(theta)``. Equal to :func:`pgbook.gradients.policy_gradient` exactly when the
+    ``pi = softmax(theta)``, the score contracted by its block structure
+    (:func:`pgbook.gradients.score_contraction`). Equal to :func:`pgbook.gradients.policy_gradient` exactly when the
     estimator is unbiased for the gradient.
     """
     theta = _policies.check_theta(theta)
@@ -378,4 +380,4 @@ def gae_policy_gradient(mdp: _mdp.MDP, theta, values, lam) -> np.ndarray:
     pi = _policies.probs(theta)
     mean, _ = tabular_gae_moments(mdp, pi, values, lam)
     eta = _mdp.discounted_visits(mdp, pi)
-    return np.einsum("s,sa,saxy,sa->xy", eta, pi, _policies.score(theta), mean)
+    return score_contraction(pi, eta, mean)

@@ -6,8 +6,14 @@ Chapter 2 (:doc:`/book/ch02_policy_gradient_theorem`), equations ``eq-pg-theorem
     grad J(theta) = sum_s eta(s) sum_a pi(a|s) grad log pi(a|s) Q^pi(s, a),
 
 with ``eta(s) = sum_t gamma^t Pr(s_t = s)`` the unnormalised discounted visitation.
-:func:`policy_gradient` evaluates this sum exactly for the tabular softmax policy (contracting
-the analytic score of :func:`pgbook.policies.score`, not a hand-simplified formula).
+:func:`policy_gradient` evaluates this sum exactly for the tabular softmax policy.
+:func:`policy_gradient_dense` is the literal sum: it contracts the analytic score of
+:func:`pgbook.policies.score`, an ``(S, A, S, A)`` array, in ``O(S^2 A^2)`` time and memory.
+:func:`policy_gradient` performs the same contraction using the block structure of that array
+(:func:`score_contraction`: ``score(s, a)`` is zero outside the row ``theta[s, :]`` of its own state),
+with ``eta`` and ``Q`` from one factorisation of ``I - gamma P_pi``
+(:func:`pgbook.mdp.values_and_visits`): ``O(S^3)`` time and ``O(S^2 A)`` memory for a dense ``P``,
+and a sparse LU for a sparse ``P`` (:mod:`pgbook.gridworld` with ``10^4``–``10^5`` states).
 :func:`finite_difference_gradient` and :func:`autograd_policy_gradient` compute the same
 gradient in two other, independent ways: central differences of the exactly computed ``J``, and
 torch autograd through the differentiable linear solve of :func:`expected_return_torch`.
@@ -25,6 +31,7 @@ which the bound without its ``sqrt(H)`` term fails.
 
 from __future__ import annotations
 
+import numbers
 from typing import Callable
 
 import numpy as np
@@ -32,10 +39,12 @@ import torch
 
 from . import mdp as _mdp
 from . import policies
-from ._validate import as_float_array, check_gamma, check_positive_int, check_shape
+from ._validate import as_float_array, check_distribution, check_gamma, check_positive_int, check_shape
 
 __all__ = [
     "policy_gradient",
+    "policy_gradient_dense",
+    "score_contraction",
     "finite_difference_gradient",
     "expected_return_of_theta",
     "expected_return_torch",
@@ -53,22 +62,73 @@ __all__ = [
 
 
 def _check_theta_for(mdp: _mdp.MDP, theta) -> np.ndarray:
+    _check_mdp(mdp)
     theta = policies.check_theta(theta)
     check_shape(theta, (mdp.n_states, mdp.n_actions), "theta")
     return theta
+
+
+def score_contraction(pi, state_weights, values) -> np.ndarray:
+    """``sum_s w(s) sum_a pi(a|s) grad_theta log pi_theta(a|s) f(s, a)`` for the tabular softmax; shape ``(S, A)``.
+
+    ``pi = softmax(theta)`` (the softmax score depends on ``theta`` only through ``pi``),
+    ``w = state_weights`` of shape ``(S,)`` and ``f = values`` of shape ``(S, A)``. This is the sum
+    of the policy gradient theorem (``w = eta``, ``f = Q``: eq. ``eq-pg-visitation``) and of every
+    score-weighted sum of the later chapters, contracted with the *block structure* of the score
+    (eq. ``eq-softmax-score``),
+
+        d log pi(a|s) / d theta[x, y] = 1[s = x] (1[a = y] - pi(y|x)),
+
+    i.e. ``score(s, a)`` is zero outside the row ``theta[s, :]`` of its own state. Summing over
+    ``s`` therefore keeps only ``s = x``, and summing over ``a``:
+
+        sum_s w(s) sum_a pi(a|s) score(s, a)[x, y] f(s, a)
+            = w(x) sum_a pi(a|x) (1[a = y] - pi(y|x)) f(x, a)
+            = w(x) pi(y|x) (f(x, y) - sum_a pi(a|x) f(x, a)).
+
+    With ``f = Q`` the inner sum ``sum_a pi(a|x) Q(x, a)`` is ``V(x)``: ``grad_theta[x, :] J =
+    eta(x) pi(.|x) (Q(x, .) - V(x))``. ``O(S A)`` time and memory instead of the ``O(S^2 A^2)`` of
+    contracting the full ``(S, A, S, A)`` score (:func:`policy_gradient_dense`).
+    """
+    pi = as_float_array(pi, "pi", ndim=2)
+    check_distribution(pi, "pi", axis=1)
+    w = as_float_array(state_weights, "state_weights", ndim=1)
+    f = as_float_array(values, "values", ndim=2)
+    check_shape(w, (pi.shape[0],), "state_weights")
+    check_shape(f, pi.shape, "values")
+    return w[:, None] * pi * (f - (pi * f).sum(axis=1, keepdims=True))
 
 
 def policy_gradient(mdp: _mdp.MDP, theta) -> np.ndarray:
     """Exact ``grad_theta J`` of the tabular softmax policy by the policy gradient theorem.
 
     Evaluates ``sum_s eta(s) sum_a pi(a|s) score(s, a) Q(s, a)`` (eq. ``eq-pg-visitation``)
-    with exact ``eta`` and ``Q`` from linear solves. Returns an array of shape ``(S, A)``.
+    with exact ``eta`` and ``Q`` from one factorisation of ``I - gamma P_pi``
+    (:func:`pgbook.mdp.values_and_visits`), contracting the score by its block structure
+    (:func:`score_contraction`): ``grad_theta[s, :] J = eta(s) pi(.|s) (Q(s, .) - V(s))``.
+    ``O(S^3)`` time and ``O(S^2 A)`` memory for a dense ``P``; a sparse ``P`` uses a sparse LU.
+    Returns an array of shape ``(S, A)``; :func:`policy_gradient_dense` is the literal
+    ``(S, A, S, A)`` contraction it is tested against.
+    """
+    theta = _check_theta_for(mdp, theta)
+    pi = policies.probs(theta)
+    _, Q, eta = _mdp.values_and_visits(mdp, pi)
+    return score_contraction(pi, eta, Q)
+
+
+def policy_gradient_dense(mdp: _mdp.MDP, theta) -> np.ndarray:
+    """The reference for :func:`policy_gradient`: the theorem's sum with the full ``(S, A, S, A)`` score.
+
+    ``einsum`` of ``eta``, ``pi``, :func:`pgbook.policies.score` and ``Q`` (each from its own linear
+    solve), exactly as eq. ``eq-pg-visitation`` is written; ``O(S^2 A^2)`` time and memory (``S =
+    2000``, ``A = 8``: a 2 GB score array), so for small MDPs only.
     """
     theta = _check_theta_for(mdp, theta)
     pi = policies.probs(theta)
     eta = _mdp.discounted_visits(mdp, pi)
     Q = _mdp.action_values(mdp, pi)
-    return np.einsum("s,sa,saxy,sa->xy", eta, pi, policies.score(theta), Q)
+    score = policies.score(theta)
+    return np.einsum("s,sa,saxy,sa->xy", eta, pi, score, Q)
 
 
 def finite_difference_gradient(f: Callable[[np.ndarray], object], x, eps: float = 1e-5) -> np.ndarray:
@@ -80,8 +140,11 @@ def finite_difference_gradient(f: Callable[[np.ndarray], object], x, eps: float 
     rounding, about ``1e-10`` relative for ``eps = 1e-5`` on the objectives of this book.
     """
     x = as_float_array(x, "x")
-    if not (isinstance(eps, (int, float)) and np.isfinite(eps) and eps > 0):
+    if not callable(f):
+        raise ValueError(f"f must be a callable (x -> scalar or array), got {type(f).__name__}")
+    if isinstance(eps, bool) or not (isinstance(eps, numbers.Real) and np.isfinite(eps) and eps > 0):
         raise ValueError(f"eps must be a positive finite number, got {eps!r}")
+    eps = float(eps)
     out_shape = np.shape(f(x))
     grad = np.zeros(out_shape + x.shape)
     for i in np.ndindex(x.shape):
@@ -100,8 +163,11 @@ def expected_return_of_theta(mdp: _mdp.MDP, theta) -> float:
 
 def check_theta_tensor(mdp: _mdp.MDP, theta) -> None:
     """Raise unless ``theta`` is a finite torch tensor of shape ``(S, A)`` for ``mdp``."""
+    _check_mdp(mdp)
     if not isinstance(theta, torch.Tensor):
         raise ValueError(f"theta must be a torch.Tensor, got {type(theta).__name__}")
+    if theta.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"theta must be a float32 or float64 tensor, got dtype {theta.dtype}")
     if tuple(theta.shape) != (mdp.n_states, mdp.n_actions):
         raise ValueError(f"theta must have shape {(mdp.n_states, mdp.n_actions)}, got {tuple(theta.shape)}")
     if not torch.isfinite(theta).all():
@@ -115,7 +181,7 @@ def policy_chain_torch(mdp: _mdp.MDP, theta: torch.Tensor) -> tuple[torch.Tensor
     reward every torch version of an exact objective (J, J_H, the gradient tail, the episodic J_1)
     differentiates through.
     """
-    P = torch.tensor(mdp.P, dtype=theta.dtype)
+    P = torch.tensor(_mdp.transition_array(mdp), dtype=theta.dtype)  # a sparse P is densified
     R = torch.tensor(mdp.R, dtype=theta.dtype)
     pi = torch.softmax(theta, dim=1)
     return torch.einsum("sa,sat->st", pi, P), (pi * R).sum(dim=1)
@@ -177,6 +243,8 @@ def reinforce_estimates(theta, states, actions, rewards, gamma: float, estimator
         raise ValueError(f"estimator must be 'reward_to_go' or 'full_return', got {estimator!r}")
     gamma = check_gamma(gamma, allow_one=True)
     rewards = as_float_array(rewards, "rewards", ndim=2)
+    if np.ndim(states) == 2:  # (otherwise weighted_score_sum rejects states)
+        check_shape(rewards, np.shape(states), "rewards")
     H = rewards.shape[1]
     discounts = gamma ** np.arange(H)
     if estimator == "reward_to_go":
@@ -216,11 +284,11 @@ def finite_horizon_policy_gradient(mdp: _mdp.MDP, theta, horizon: int) -> np.nda
     pi = policies.probs(theta)
     Q = _mdp.finite_horizon_action_values(mdp, pi, H)  # Q[t] has H - t steps to go
     P_pi = _mdp.policy_transition_matrix(mdp, pi)
-    weighted_score = np.einsum("sa,saxy->saxy", pi, policies.score(theta))
     grad = np.zeros(theta.shape)
     marginal = mdp.p0.copy()
     for t in range(H):
-        grad += mdp.gamma**t * np.einsum("s,saxy,sa->xy", marginal, weighted_score, Q[t])
+        # sum_s Pr(s_t = s) sum_a pi grad log pi Q_{H-t}, contracted by the score's block structure
+        grad += mdp.gamma**t * score_contraction(pi, marginal, Q[t])
         marginal = marginal @ P_pi
     return grad
 
@@ -272,7 +340,10 @@ def gradient_tail(mdp: _mdp.MDP, theta, horizon: int) -> np.ndarray:
 def score_norm_max(theta) -> float:
     """``max_{s,a} ||grad_theta log pi_theta(a|s)||`` over the whole table (at most ``sqrt(2)`` for the softmax)."""
     theta = policies.check_theta(theta)
-    return float(np.sqrt((policies.score(theta) ** 2).sum(axis=(2, 3)).max()))
+    pi = policies.probs(theta)
+    # ||score(s, a)||^2 = sum_b (1[a = b] - pi(b|s))^2 = 1 - 2 pi(a|s) + sum_b pi(b|s)^2: the score's
+    # only non-zero block is row s (eq-softmax-score), so the (S, A, S, A) array is not needed
+    return float(np.sqrt((1.0 - 2.0 * pi + (pi**2).sum(axis=1, keepdims=True)).max()))
 
 
 def _check_nonnegative(x, name: str) -> float:

@@ -47,7 +47,15 @@ import numpy as np
 
 from . import mdp as _mdp
 from . import policies
-from ._validate import as_float_array, check_distribution, check_gamma, check_positive_int, check_seed, check_shape
+from ._validate import (
+    as_float_array,
+    check_distribution,
+    check_gamma,
+    check_mdp,
+    check_positive_int,
+    check_seed,
+    check_shape,
+)
 
 __all__ = [
     "importance_weights",
@@ -265,6 +273,7 @@ def stationary_distribution(mdp: _mdp.MDP, pi) -> np.ndarray:
     Solves ``d (I - P_pi + 1 1^T) = 1^T``, whose matrix is invertible exactly when the stationary
     distribution is unique (one closed communicating class); raises ``ValueError`` otherwise.
     """
+    check_mdp(mdp)
     pi = _mdp.check_policy(mdp, pi)
     P_pi = _mdp.policy_transition_matrix(mdp, pi)
     S = mdp.n_states
@@ -283,6 +292,7 @@ def trajectory_kl_increments(mdp: _mdp.MDP, pi, pi_old, horizon: int) -> np.ndar
     ``Pr_pi(s_t = .)``: the sum is linear in the horizon if that distribution is the same at
     every step (and, generically, only then) (rem. ``rem-is-traj-kl-growth``).
     """
+    check_mdp(mdp)
     pi = _mdp.check_policy(mdp, pi)
     pi_old = _mdp.check_policy(mdp, pi_old, "pi_old")
     H = check_positive_int(horizon, "horizon")
@@ -302,6 +312,7 @@ def trajectory_kl_rate(mdp: _mdp.MDP, pi, pi_old) -> float:
     The asymptotic slope of the trajectory KL (rem. ``rem-is-traj-kl-growth``); ``ValueError`` when
     the stationary distribution of ``pi``'s state chain is not unique.
     """
+    check_mdp(mdp)
     pi = _mdp.check_policy(mdp, pi)
     pi_old = _mdp.check_policy(mdp, pi_old, "pi_old")
     return float(stationary_distribution(mdp, pi) @ _policy_kls(pi, pi_old))
@@ -318,6 +329,7 @@ def finite_visits(mdp: _mdp.MDP, pi, horizon: int, discount: float) -> np.ndarra
     With ``discount = gamma`` and ``horizon -> inf`` this is :func:`pgbook.mdp.discounted_visits`;
     ``discount = 1`` is the undiscounted count of visits over ``horizon`` steps.
     """
+    check_mdp(mdp)
     pi = _mdp.check_policy(mdp, pi)
     H = check_positive_int(horizon, "horizon")
     disc = check_gamma(discount, "discount", allow_one=True)
@@ -331,6 +343,7 @@ def finite_visits(mdp: _mdp.MDP, pi, horizon: int, discount: float) -> np.ndarra
 
 
 def _check_theta_for(mdp: _mdp.MDP, theta, name: str) -> np.ndarray:
+    check_mdp(mdp)
     theta = policies.check_theta(theta, name)
     check_shape(theta, (mdp.n_states, mdp.n_actions), name)
     return theta
@@ -383,7 +396,7 @@ def is_gradient_samples(mdp: _mdp.MDP, theta, theta_old, n_episodes: int, horizo
     H = check_positive_int(horizon, "horizon")
     pi_old = policies.probs(theta_old)
     states, actions, _ = _mdp.sample_trajectories(mdp, pi_old, N, H, seed)
-    ratio = np.exp(policies.log_probs(theta) - policies.log_probs(theta_old))[states, actions]
+    ratio = np.exp((policies.log_probs(theta) - policies.log_probs(theta_old))[states, actions])  # visited pairs only
     A_old = _mdp.advantage_values(mdp, pi_old)[states, actions]
     weights = mdp.gamma ** np.arange(H) * ratio * A_old  # (N, H)
     return policies.weighted_score_sum(theta, states, actions, weights)
@@ -470,11 +483,17 @@ def trajectory_is_gradient(mdp: _mdp.MDP, theta, theta_old, horizon: int) -> np.
     """
     theta = _check_theta_for(mdp, theta, "theta")
     theta_old = _check_theta_for(mdp, theta_old, "theta_old")
-    pi, pi_old = policies.probs(theta), policies.probs(theta_old)
-    traj = _mdp.enumerate_trajectories(mdp, pi_old, horizon)
-    rho = trajectory_ratio(pi, pi_old, traj.states, traj.actions)
-    weight = traj.prob * rho * traj.discounted_return(mdp.gamma)  # (N,)
+    traj = _mdp.enumerate_trajectories(mdp, policies.probs(theta_old), horizon)
+    s, a = traj.states, traj.actions
+    log_pi, log_pi_old = policies.log_probs(theta), policies.log_probs(theta_old)
+    # p_old(tau) rho(tau) = exp(log p_old(tau) + log rho(tau)), from log-probabilities: the product of
+    # p_old(tau) and trajectory_ratio is 0 * inf = nan (or "probability 0") once pi_old underflows
+    log_rho = (log_pi[s, a] - log_pi_old[s, a]).sum(axis=1)
+    with np.errstate(invalid="ignore"):  # log_dynamics = -inf where the dynamics exclude tau: weight 0
+        log_p_old = traj.log_dynamics + log_pi_old[s, a].sum(axis=1)
+        weight = np.where(np.isneginf(traj.log_dynamics), 0.0, np.exp(log_p_old + log_rho))
+    weight = weight * traj.discounted_return(mdp.gamma)  # (N,)
     # sum_t grad log pi_theta(a_t|s_t) of every trajectory, weighted by p_old(tau) rho(tau) R(tau)
-    H = traj.states.shape[1]
-    per_traj = policies.weighted_score_sum(theta, traj.states, traj.actions, np.repeat(weight[:, None], H, axis=1))
+    H = s.shape[1]
+    per_traj = policies.weighted_score_sum(theta, s, a, np.repeat(weight[:, None], H, axis=1))
     return per_traj.sum(axis=0)

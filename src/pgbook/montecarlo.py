@@ -13,7 +13,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from ._validate import as_float_array
+from ._validate import as_float_array, check_real
 
 __all__ = ["MeanCI", "mean_ci"]
 
@@ -36,8 +36,13 @@ class MeanCI:
         return self.mean + self.half_width
 
     def contains(self, value) -> np.ndarray:
-        """Elementwise: does the interval contain ``value``?"""
-        return np.abs(np.asarray(value) - self.mean) <= self.half_width
+        """Elementwise: does the interval contain ``value``? (``value`` broadcasts against ``mean``.)"""
+        v = as_float_array(value, "value")
+        try:
+            np.broadcast_shapes(v.shape, np.shape(self.mean))
+        except ValueError:
+            raise ValueError(f"value must broadcast against the mean's shape {np.shape(self.mean)}, got {v.shape}") from None
+        return np.abs(v - self.mean) <= self.half_width
 
     def detectable_bias(self, power: float = 0.99) -> np.ndarray:
         """Elementwise: the smallest bias ``delta`` the check detects with probability ``power``.
@@ -48,8 +53,7 @@ class MeanCI:
         ``power`` once ``|delta| >= half_width + z_power se``. So ``delta = half_width (1 +
         z_power / z_level)``, with ``z_power`` the one-sided normal quantile of ``power``.
         """
-        if not (0.5 <= power < 1.0):
-            raise ValueError(f"power must lie in [0.5, 1), got {power!r}")
+        power = check_real(power, "power", 0.5, 1.0, high_open=True)
         z_level = NormalDist().inv_cdf(0.5 + self.level / 2.0)
         return self.half_width * (1.0 + NormalDist().inv_cdf(power) / z_level)
 
@@ -63,8 +67,7 @@ def mean_ci(samples, level: float = 0.99) -> MeanCI:
     x = as_float_array(samples, "samples")
     if x.ndim == 0 or x.shape[0] < 2:
         raise ValueError(f"samples must have at least 2 rows along axis 0, got shape {x.shape}")
-    if not (0.0 < level < 1.0):
-        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    level = check_real(level, "level", 0.0, 1.0, low_open=True, high_open=True)
     n = x.shape[0]
     z = NormalDist().inv_cdf(0.5 + level / 2.0)
     return MeanCI(x.mean(axis=0), z * x.std(axis=0, ddof=1) / np.sqrt(n), n, level)

@@ -19,7 +19,9 @@ __all__ = ["check_theta", "log_probs", "probs", "score", "weighted_score_sum", "
 
 
 def check_theta(theta, name: str = "theta") -> np.ndarray:
-    """Return ``theta`` as a finite float array of shape ``(S, A)``."""
+    """Return ``theta`` as a finite float array of shape ``(S, A)``; ``name`` labels the messages."""
+    if not isinstance(name, str):
+        raise ValueError(f"name must be a string (the argument's name in messages), got {name!r}")
     theta = as_float_array(theta, name, ndim=2)
     if theta.shape[0] == 0 or theta.shape[1] == 0:
         raise ValueError(f"{name} must have shape (S, A) with S, A >= 1, got {theta.shape}")

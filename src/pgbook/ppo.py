@@ -27,6 +27,7 @@ was during collection*: there is no separate "old critic" network to update soft
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -34,6 +35,7 @@ from typing import Callable
 import torch
 
 from . import agents_common as common
+from ._validate import check_callable, check_real, check_tensor
 from .agents_common import ActorCritic, AgentConfig, TrainResult
 
 __all__ = ["PPOConfig", "PPOLosses", "clipped_surrogate", "ppo_losses", "ratio_diagnostics", "ppo_update", "train"]
@@ -92,7 +94,7 @@ class PPOConfig(AgentConfig):
 
     def validate(self) -> None:
         super().validate()
-        if isinstance(self.clip_eps, bool) or not isinstance(self.clip_eps, (int, float)) or not self.clip_eps > 0:
+        if isinstance(self.clip_eps, bool) or not isinstance(self.clip_eps, numbers.Real) or not self.clip_eps > 0:
             raise ValueError(f"clip_eps must be > 0 (math.inf disables clipping), got {self.clip_eps!r}")
         if not isinstance(self.anneal_clip, bool):
             raise ValueError(f"anneal_clip must be True or False, got {self.anneal_clip!r}")
@@ -112,11 +114,28 @@ class PPOConfig(AgentConfig):
 
 
 def clipped_surrogate(ratio: torch.Tensor, advantages: torch.Tensor, clip_eps: float) -> torch.Tensor:
-    """Per-sample ``L^CLIP_t = min(r_t A_t, clip(r_t, 1-eps, 1+eps) A_t)`` (to be maximised)."""
+    """Per-sample ``L^CLIP_t = min(r_t A_t, clip(r_t, 1-eps, 1+eps) A_t)`` (to be maximised).
+
+    ``ratio`` (non-negative) and ``advantages`` are finite floating-point tensors of the same shape;
+    ``clip_eps > 0`` (``math.inf``: no clipping, the surrogate ``r_t A_t``).
+    """
+    check_tensor(ratio, "ratio")
+    check_tensor(advantages, "advantages")
     if ratio.shape != advantages.shape:
         raise ValueError(f"ratio and advantages must have the same shape, got {tuple(ratio.shape)} and {tuple(advantages.shape)}")
-    if isinstance(clip_eps, bool) or not isinstance(clip_eps, (int, float)) or not clip_eps > 0:
-        raise ValueError(f"clip_eps must be > 0, got {clip_eps!r}")
+    if bool((ratio < 0).any()):
+        raise ValueError("ratio must be non-negative (a ratio of probabilities)")
+    return _clipped_surrogate(ratio, advantages, _check_clip_eps(clip_eps))
+
+
+def _check_clip_eps(clip_eps) -> float:
+    return check_real(clip_eps, "clip_eps", 0.0, low_open=True, allow_inf=True)
+
+
+def _clipped_surrogate(ratio: torch.Tensor, advantages: torch.Tensor, clip_eps: float) -> torch.Tensor:
+    """:func:`clipped_surrogate` without the argument checks (the training loop's hot path)."""
+    if clip_eps >= torch.finfo(ratio.dtype).max:  # 1 + eps is not a number of ratio's dtype: nothing is clipped
+        return ratio * advantages
     return torch.min(ratio * advantages, torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantages)
 
 
@@ -158,8 +177,7 @@ def ppo_losses(
     ``old_log_probs`` (log pi_old(a|s), recorded at collection), ``advantages`` and ``returns``
     (the value targets) of shape (B,), all treated as constants.
     """
-    if logits.ndim != 2:
-        raise ValueError(f"logits must have shape (B, n_actions), got {tuple(logits.shape)}")
+    check_tensor(logits, "logits", ndim=2, finite=False)  # finiteness: check_loss_batch
     B = logits.shape[0]
     for name, x in (
         ("values", values),
@@ -168,6 +186,7 @@ def ppo_losses(
         ("advantages", advantages),
         ("returns", returns),
     ):
+        check_tensor(x, name, floating=name != "actions", finite=False)
         if tuple(x.shape) != (B,):
             raise ValueError(f"{name} must have shape ({B},) like the batch of logits, got {tuple(x.shape)}")
     common.check_loss_batch(
@@ -175,8 +194,7 @@ def ppo_losses(
     )
     for name, c in (("vf_coef", vf_coef), ("ent_coef", ent_coef)):
         common._check_real(c, name, 0.0, math.inf, hi_open=True)
-    if isinstance(clip_eps, bool) or not isinstance(clip_eps, (int, float)) or not clip_eps > 0:
-        raise ValueError(f"clip_eps must be > 0, got {clip_eps!r}")
+    clip_eps = _check_clip_eps(clip_eps)
     return _ppo_losses(logits, values, actions, old_log_probs, advantages, returns, clip_eps, vf_coef, ent_coef)
 
 
@@ -185,7 +203,7 @@ def _loss_terms(logits, values, actions, old_log_probs, advantages, returns, cli
     dist = ActorCritic.distribution(logits)
     log_ratio = dist.log_prob(actions) - old_log_probs.detach()
     ratio = log_ratio.exp()  # r_t(theta)
-    policy = -clipped_surrogate(ratio, advantages.detach(), clip_eps).mean()  # -mean L^CLIP
+    policy = -_clipped_surrogate(ratio, advantages.detach(), clip_eps).mean()  # -mean L^CLIP
     value = (values - returns.detach()).pow(2).mean()  # mean L^VF
     total = policy + vf_coef * value  # = -L^TOTAL (eq-ppo-loss) when c2 = 0 ...
     entropy = None
@@ -203,6 +221,15 @@ def ratio_diagnostics(log_ratio: torch.Tensor, clip_eps: float) -> tuple[torch.T
     eps)``, and the range of ``r = exp(log_ratio)``. Works on one minibatch (shape (B,)) or on a
     stack of them (shape (K, B)).
     """
+    check_tensor(log_ratio, "log_ratio")
+    if log_ratio.ndim == 0 or log_ratio.shape[-1] == 0:
+        raise ValueError(f"log_ratio must have shape (B,) or (K, B) with B >= 1, got {tuple(log_ratio.shape)}")
+    return _ratio_diagnostics(log_ratio, _check_clip_eps(clip_eps))
+
+
+@torch.no_grad()
+def _ratio_diagnostics(log_ratio: torch.Tensor, clip_eps: float) -> tuple[torch.Tensor, ...]:
+    """:func:`ratio_diagnostics` without the argument checks (NaN in, NaN out: a diverged run is logged)."""
     ratio = log_ratio.exp()
     approx_kl = ((ratio - 1.0) - log_ratio).mean(-1)
     clip_frac = ((ratio - 1.0).abs() > clip_eps).float().mean(-1)
@@ -217,7 +244,38 @@ def _ppo_losses(logits, values, actions, old_log_probs, advantages, returns, cli
     if entropy is None:
         with torch.no_grad():
             entropy = ActorCritic.distribution(logits).entropy().mean()
-    return PPOLosses(total, policy, value, entropy, *ratio_diagnostics(log_ratio, clip_eps))
+    return PPOLosses(total, policy, value, entropy, *_ratio_diagnostics(log_ratio, clip_eps))
+
+
+def _check_update_args(model, optimizer, obs, actions, old_log_probs, advantages, returns, cfg, generator) -> None:
+    """The checks of :func:`ppo_update`: types, shapes ``(n, obs_dim)`` and ``(n,)``, finite values,
+    actions in range, ``n`` a multiple of ``cfg.minibatch_size``. Once per update, not per minibatch."""
+    if not isinstance(model, ActorCritic):
+        raise ValueError(f"model must be an ActorCritic, got {type(model).__name__}")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    if not isinstance(cfg, PPOConfig):
+        raise ValueError(f"cfg must be a PPOConfig, got {type(cfg).__name__}")
+    if not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    check_tensor(obs, "obs", ndim=2)
+    n = obs.shape[0]
+    if obs.shape[1] != model.obs_dim:
+        raise ValueError(f"obs must have shape (n, {model.obs_dim}) for this model, got {tuple(obs.shape)}")
+    if n == 0 or n % cfg.minibatch_size != 0:
+        raise ValueError(f"obs must hold a positive multiple of cfg.minibatch_size = {cfg.minibatch_size} rows, got {n}")
+    check_tensor(actions, "actions", floating=False, ndim=1)
+    for name, x in (("old_log_probs", old_log_probs), ("advantages", advantages), ("returns", returns)):
+        check_tensor(x, name, ndim=1)
+    dtype = next(model.parameters()).dtype
+    for name, x in (("obs", obs), ("old_log_probs", old_log_probs), ("advantages", advantages), ("returns", returns)):
+        if x.dtype != dtype and not bool(torch.isfinite(x.detach().to(dtype)).all()):
+            raise ValueError(f"{name} overflows {dtype}, the networks' dtype (|values| up to {float(x.abs().max()):.3g})")
+    for name, x in (("actions", actions), ("old_log_probs", old_log_probs), ("advantages", advantages), ("returns", returns)):
+        if x.shape[0] != n:
+            raise ValueError(f"{name} must have shape ({n},) like the rows of obs, got {tuple(x.shape)}")
+    if int(actions.min()) < 0 or int(actions.max()) >= model.n_actions:
+        raise ValueError(f"actions must lie in [0, {model.n_actions}), got values in [{int(actions.min())}, {int(actions.max())}]")
 
 
 def ppo_update(
@@ -239,6 +297,9 @@ def ppo_update(
     policy loss, value loss and entropy. They are computed after the K epochs, in one batch, from
     the log-ratios and logits each minibatch had when its gradient step was taken.
     """
+    _check_update_args(model, optimizer, obs, actions, old_log_probs, advantages, returns, cfg, generator)
+    clip_eps = _check_clip_eps(clip_eps)
+    obs = obs.to(next(model.parameters()).dtype)  # the networks' dtype (float32), whatever float came in
     n = obs.shape[0]
     n_minibatches = n // cfg.minibatch_size
     params = list(model.parameters())
@@ -274,7 +335,7 @@ def ppo_update(
 
     # Diagnostics per epoch, all at once (no per-step work or synchronisation).
     shape = (cfg.n_epochs, n_minibatches)
-    kl, clip_frac, r_min, r_max = (d.reshape(shape) for d in ratio_diagnostics(torch.stack(log_ratios), clip_eps))
+    kl, clip_frac, r_min, r_max = (d.reshape(shape) for d in _ratio_diagnostics(torch.stack(log_ratios), clip_eps))
     entropy = ActorCritic.distribution(torch.stack(logits_seen)).entropy().mean(-1).reshape(shape)
     return {
         "approx_kl": kl.mean(1).tolist(),
@@ -298,6 +359,8 @@ def train(cfg: PPOConfig, progress: Callable[[int, dict], None] | None = None) -
     """
     if not isinstance(cfg, PPOConfig):
         raise ValueError(f"cfg must be a PPOConfig, got {type(cfg).__name__}")
+    if progress is not None:
+        check_callable(progress, "progress")  # now, not after the first update
     cfg.validate()
     obs_dim, n_actions = common.check_env(cfg.env_id)  # fail now, not inside the loop
     device = common.resolve_device(cfg.device)

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import numbers
 import platform
+from collections.abc import Mapping
 from pathlib import Path
 
 __all__ = ["ENVIRONMENT_FIELDS", "environment", "same_environment", "bound"]
@@ -57,8 +59,9 @@ def environment(torch_threads: int = 1) -> dict[str, str]:
     adds in another order); and the CPU model with a digest of its feature flags, because MKL,
     which torch uses for matrix products on x86, chooses its kernels per CPU even at one capability.
     """
-    if isinstance(torch_threads, bool) or not isinstance(torch_threads, int) or torch_threads < 1:
+    if isinstance(torch_threads, bool) or not isinstance(torch_threads, numbers.Integral) or torch_threads < 1:
         raise ValueError(f"torch_threads must be a positive int, got {torch_threads!r}")
+    torch_threads = int(torch_threads)
     import gymnasium
     import numpy
     import torch
@@ -75,6 +78,9 @@ def environment(torch_threads: int = 1) -> dict[str, str]:
 
 def same_environment(recorded: dict, current: dict) -> bool:
     """Whether every field of :data:`ENVIRONMENT_FIELDS` is recorded and equal in both."""
+    for name, value in (("recorded", recorded), ("current", current)):
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{name} must be a dict of environment fields, got {type(value).__name__}")
     return all(recorded.get(k) not in (None, "") and recorded.get(k) == current.get(k) for k in ENVIRONMENT_FIELDS)
 
 
@@ -85,11 +91,21 @@ def bound(error, tol: float) -> str:
     on every machine on which the check passes, and the check itself is in the same call.
     ``error`` may be a float or anything with ``.item()``/``float()``; NaN fails.
     """
-    if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and math.isfinite(tol) and tol > 0):
+    if not (isinstance(tol, numbers.Real) and not isinstance(tol, bool) and math.isfinite(tol) and tol > 0):
         raise ValueError(f"tol must be a positive finite number, got {tol!r}")
+    tol = float(tol)
     if float(f"{tol:.0e}") != tol:  # the printed bound must be the checked one: 2.5e-7 would print as 2e-7
         raise ValueError(f"tol must have one significant digit (like 1e-12 or 5e-8), got {tol!r}")
-    value = abs(float(error.item() if hasattr(error, "item") else error))
+    try:
+        raw = error.item() if hasattr(error, "item") and callable(error.item) else error
+    except (ValueError, RuntimeError) as exc:  # an array or tensor of more than one element
+        raise ValueError(f"error must be a real number (or a one-element array or tensor), got {error!r}") from exc
+    if isinstance(raw, (bool, str, bytes, complex)) or (isinstance(raw, numbers.Complex) and not isinstance(raw, numbers.Real)):
+        raise ValueError(f"error must be a real number (or a one-element array or tensor), got {error!r}")
+    try:
+        value = abs(float(raw))  # also mpmath / sympy numbers
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"error must be a real number (or a one-element array or tensor), got {error!r}") from exc
     if not value < tol:  # also fails for NaN
         raise AssertionError(f"error {value:.3e} is not below {tol:g}")
     mantissa, exponent = f"{tol:.0e}".split("e")

@@ -31,7 +31,16 @@ import sympy as sp
 import torch
 
 from . import policies
-from ._validate import as_float_array, check_distribution, check_positive_int, check_seed, check_shape
+from ._validate import (
+    as_float_array,
+    check_callable,
+    check_distribution,
+    check_positive_int,
+    check_real,
+    check_seed,
+    check_shape,
+    check_torch_seed,
+)
 
 __all__ = [
     "softmax_score_symbolic",
@@ -92,6 +101,8 @@ def softmax_expected_score_symbolic(K: int, weights: Sequence | None = None) -> 
     z, pi, score = softmax_score_symbolic(K)
     if weights is None:
         weights = pi
+    if isinstance(weights, (str, bytes)) or not hasattr(weights, "__len__"):
+        raise ValueError(f"weights must be a sequence of K={K} numbers or expressions, got {type(weights).__name__}")
     if len(weights) != K:
         raise ValueError(f"weights must have length K={K}, got {len(weights)}")
     w = [_sympify(x, "weights") for x in weights]
@@ -237,17 +248,19 @@ def sample_gaussian_scores(
     """Per-sample scores of ``N(mu, exp(log_std)^2)`` in ``(mu, log_std)``, by torch autograd.
 
     Draws ``n`` actions from ``N(sample_mean, exp(sample_log_std)^2)`` (default: the policy itself)
-    with ``torch.distributions.Normal`` under ``torch.Generator().manual_seed(check_seed(seed))``, and returns
+    with ``torch.distributions.Normal`` under ``torch.Generator().manual_seed(seed)`` (``0 <= seed < 2**64``), and returns
     the gradients of each ``log_prob`` with respect to ``mu`` and ``log_std``; shape ``(n, 2)``.
     """
-    for name, v in (("mu", mu), ("log_std", log_std), ("sample_mean", sample_mean), ("sample_log_std", sample_log_std)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v)):
-            raise ValueError(f"{name} must be a finite real number, got {v!r}")
+    mu, log_std = check_real(mu, "mu"), check_real(log_std, "log_std")
+    if sample_mean is not None:
+        sample_mean = check_real(sample_mean, "sample_mean")
+    if sample_log_std is not None:
+        sample_log_std = check_real(sample_log_std, "sample_log_std")
     for name, v in (("log_std", log_std), ("sample_log_std", sample_log_std)):
         if v is not None and abs(v) > 300:  # sigma^2 = exp(2 log_std) must stay a finite, non-zero float64
             raise ValueError(f"{name} must lie in [-300, 300] (exp(2 * log_std) overflows or underflows), got {v!r}")
     n = check_positive_int(n, "n")
-    seed = check_seed(seed)
+    seed = check_torch_seed(seed)
     m = mu if sample_mean is None else sample_mean
     t = log_std if sample_log_std is None else sample_log_std
     gen = torch.Generator().manual_seed(seed)
@@ -266,14 +279,40 @@ def gauss_hermite(mean: float, std: float, n_nodes: int = 8):
     The Gaussian score is a polynomial of degree 2 in the action, so any ``n_nodes >= 2``
     integrates it exactly. Returns two float64 arrays of length ``n_nodes``; weights sum to 1.
     """
-    for name, v in (("mean", mean), ("std", std)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
-            raise ValueError(f"{name} must be a finite real number, got {v!r}")
+    mean, std = check_real(mean, "mean"), check_real(std, "std")
     if std <= 0:
         raise ValueError(f"std must be positive, got {std!r}")
     n_nodes = check_positive_int(n_nodes, "n_nodes")
     x, w = np.polynomial.hermite_e.hermegauss(n_nodes)
     return mean + std * x, w / w.sum()
+
+
+def _as_list(x, name: str) -> list:
+    if isinstance(x, (str, bytes)):
+        raise ValueError(f"{name} must be a sequence, got {type(x).__name__}")
+    try:
+        return list(x)
+    except TypeError as exc:  # not iterable (None, a number, a 0-d tensor)
+        raise ValueError(f"{name} must be a sequence, got {type(x).__name__}") from exc
+
+
+def _as_action(a, i: int) -> torch.Tensor:
+    """One action as a (detached) tensor: real numbers (a scalar or an array), finite; no bools."""
+    if isinstance(a, torch.Tensor):
+        t = a.detach()
+    else:
+        try:
+            t = torch.as_tensor(np.asarray(a))
+        except (TypeError, RuntimeError, ValueError) as exc:
+            raise ValueError(f"actions[{i}] must be a number, an array or a tensor, got {a!r}") from exc
+    if t.dtype == torch.bool or t.is_complex() or not (t.is_floating_point() or t.dtype in _INT_DTYPES):
+        raise ValueError(f"actions[{i}] must be real numbers (integers or floats), got {a!r}")
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        raise ValueError(f"actions[{i}] contains NaN or infinite values: {a!r}")
+    return t
+
+
+_INT_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
 
 
 def expected_score_autograd(
@@ -287,19 +326,21 @@ def expected_score_autograd(
     exactly; with :func:`gauss_hermite` nodes and weights it is the Gaussian expectation exactly.
     Returns one tensor per parameter, shaped like it.
     """
-    params = list(params)
+    check_callable(log_prob, "log_prob")
+    params = _as_list(params, "params")
     if not params or not all(isinstance(p, torch.Tensor) and p.requires_grad for p in params):
         raise ValueError("params must be a non-empty sequence of tensors with requires_grad=True")
-    actions = list(actions)
+    actions = [_as_action(a, i) for i, a in enumerate(_as_list(actions, "actions"))]
     w = as_float_array(weights, "weights", ndim=1)
     if len(actions) != w.shape[0] or not actions:
         raise ValueError(f"actions and weights must have the same non-zero length, got {len(actions)} and {w.shape[0]}")
     total = [torch.zeros_like(p) for p in params]
-    for action, wi in zip(actions, w):
-        action = action.detach() if isinstance(action, torch.Tensor) else torch.as_tensor(action)
+    for i, (action, wi) in enumerate(zip(actions, w)):
         lp = log_prob(action)
         if not isinstance(lp, torch.Tensor) or lp.numel() != 1:
             raise ValueError("log_prob must return a scalar tensor")
+        if not bool(torch.isfinite(lp.detach()).all()):
+            raise ValueError(f"log_prob returned {float(lp.detach().reshape(()))} at actions[{i}]: log-probabilities must be finite")
         grads = torch.autograd.grad(lp.reshape(()), params, allow_unused=True)
         for k, g in enumerate(grads):
             if g is not None:

@@ -60,7 +60,7 @@ import torch
 
 from . import mdp as _mdp
 from . import policies
-from .gradients import check_theta_tensor
+from .gradients import check_theta_tensor, score_contraction
 from ._validate import as_float_array, check_distribution, check_positive_int, check_seed, check_shape
 
 __all__ = [
@@ -128,14 +128,15 @@ def surrogate_gradient(mdp: _mdp.MDP, theta, theta_old, state_weights) -> np.nda
     """Analytic ``grad_theta`` of :func:`surrogate_objective`; shape ``(S, A)``.
 
     ``sum_s w(s) sum_a pi_theta(a|s) grad log pi_theta(a|s) A_old(s, a)`` (eq. ``eq-cpi-grad``),
-    contracting the analytic score :func:`pgbook.policies.score`.
+    contracting the analytic score :func:`pgbook.policies.score` by its block structure
+    (:func:`pgbook.gradients.score_contraction`; no ``(S, A, S, A)`` array).
     """
     _check_mdp(mdp)
     theta = _theta_for(mdp, theta, "theta")
     theta_old = _theta_for(mdp, theta_old, "theta_old")
     w = _state_weights_for(mdp, state_weights)
     A_old = _mdp.advantage_values(mdp, policies.probs(theta_old))
-    return np.einsum("s,sa,saxy,sa->xy", w, policies.probs(theta), policies.score(theta), A_old)
+    return score_contraction(policies.probs(theta), w, A_old)
 
 
 def cpi_objective(mdp: _mdp.MDP, theta, theta_old) -> float:
@@ -221,7 +222,6 @@ def policy_kl(pi_old, pi) -> np.ndarray:
     return np.maximum(terms.sum(axis=1), 0.0)
 
 
-def mean_policy_kl(mdp: _mdp.MDP, theta, theta_old) -> float:
 def softmax_policy_kl(theta_old, theta) -> np.ndarray:
     """Per-state ``KL(pi_old(.|s) || pi_theta(.|s))`` of two softmax logit tables; shape ``(S,)``.
 
@@ -237,12 +237,13 @@ def softmax_policy_kl(theta_old, theta) -> np.ndarray:
     return np.maximum((np.exp(lp_old) * (lp_old - lp)).sum(axis=1), 0.0)
 
 
+def mean_policy_kl(mdp: _mdp.MDP, theta, theta_old) -> float:
     """``E_{s ~ d_old}[KL(pi_old(.|s) || pi_theta(.|s))]``: the average KL of TRPO's practical constraint.
 
     ``d_old`` is the normalised discounted state distribution of ``pi_old``. Theorem 1 needs the
     *maximum* over states instead; the average is the heuristic that TRPO (and the notes) use.
-    """
     The KL is :func:`softmax_policy_kl` (finite for near-deterministic policies).
+    """
     _check_mdp(mdp)
     theta = _theta_for(mdp, theta, "theta")
     theta_old = _theta_for(mdp, theta_old, "theta_old")
