@@ -1,8 +1,14 @@
 """Open every page of the built book in headless Chromium and check what a reader sees.
 
-Usage: python tools/browser_check.py _build/html
+Usage: python tools/browser_check.py [_build/html] [--screenshots DIR]
 
-For each HTML page (served from 127.0.0.1), after MathJax has finished:
+Each HTML page (served from 127.0.0.1) is loaded once, at a desktop width (1280 px), and after
+MathJax has finished it is checked there and then again after resizing the same page to a phone
+width (390 px). All ``<details>`` blocks (dropdowns, hidden cells) and collapsed toggles (exercise
+solutions) are opened first, so that what a reader can unfold is checked too.
+
+Once per page:
+
 * no MathJax error node (``mjx-merror``) and no ``.math`` element left untypeset (an unbalanced
   brace is never recognised as math at all; only this catches it), and some math on the pages
   that have any;
@@ -11,20 +17,45 @@ For each HTML page (served from 127.0.0.1), after MathJax has finished:
 * no page error except the allow-listed harmless ones below;
 * every same-site link target exists (no broken internal links).
 
+At each width (``WIDTHS``):
+
+* ``wide-math`` (desktop only): a display equation (or an inline formula) wider than its column,
+  i.e. one that needs horizontal scrolling on a desktop (MathJax 3 does not break lines: split it
+  with ``aligned``, or make a long inline formula a display); the equation number's space is not
+  part of the column. On a phone such math may scroll, inside its own box;
+* ``clipped-math``: math cut off by a box that hides overflow (e.g. an inline formula wider than
+  its line) or running off the page, instead of scrolling inside a scroll box of its own;
+* ``page-wide``: the page is wider than the viewport (the reader must scroll the whole page
+  sideways), with the elements that stick out;
+* ``raw-tex``: visible text outside math containing ``$`` or a TeX command (``\\frac``,
+  ``\\sum``, ``\\mathbb`` ...): a formula that MathJax never saw. Code (``pre``, ``code``) and
+  MathJax's own containers are not text;
+* ``raw-label``: a claim label (``eq-clip-dr``, ``thm-...``) printed in visible text outside code,
+  where a reader expects a number such as "(7.3)" or "Theorem 6.2".
+
+A finding is named by page, kind and what it is about (an equation's label, or the first 60
+characters of its TeX; the offending text); ``KNOWN_FINDINGS`` lists temporarily tolerated ones
+(printed, but not failures). ``--screenshots DIR`` saves a full-page screenshot of every page at
+each width (``DIR/<page>-<width>.png``).
+
 Uses Debian's Chromium (``/usr/bin/chromium``) through Playwright's Python package; never runs
 ``playwright install``. A page that does not load, or whose MathJax does not finish, within
-``PAGE_TIMEOUT_S`` seconds is a failure of that page (the check goes on with the next one).
+``PAGE_TIMEOUT_S`` seconds (the limit also covers its checks at both widths) is a failure of that
+page (the check goes on with the next one).
 Exit status 0 when every page passes, 1 when one fails, 2 when the check cannot run (no built
 book, no Chromium).
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import http.server
 import re
 import sys
 import threading
+import time
+from collections import defaultdict
 from pathlib import Path
 from urllib.parse import urldefrag, urlparse
 
@@ -33,6 +64,9 @@ from playwright.sync_api import sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 PAGE_TIMEOUT_S = 60  # per page: load, then MathJax typesetting
+DESKTOP, PHONE = 1280, 390
+WIDTHS = (DESKTOP, PHONE)  # the page is loaded at the first width, then resized
+VIEWPORT_HEIGHT = {DESKTOP: 900, PHONE: 844}
 LAUNCH_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -48,8 +82,30 @@ ALLOWED_PAGE_ERRORS = {
     # jupyter-book 1.x cannot use. Nothing on the page depends on it.
     "Identifier 'THEBE_JS_URL' has already been declared": "duplicate inline script in Sphinx 7.4",
 }
+#: Findings tolerated for now: (page, kind, what) -> reason; ``what`` "*" stands for every finding
+#: of that kind on that page. Each is printed as "known", not a failure; an entry that no longer
+#: matches anything is reported as stale (remove it).
+_CH09_CH10 = "to be fixed in ch09/ch10 by the lead"
+KNOWN_FINDINGS: dict[tuple[str, str, str], str] = {
+    # TEMPORARY (issue 12): ch09 and ch10 were being edited in another session when the check was
+    # extended. Split these equations (aligned, one line per definition) and fix the quote's
+    # stray "$", then delete the entries: the check then fails on any new one.
+    ("book/ch09_a2c.html", "wide-math", r"\E\big[\hat A^{(n)}_t \given s_t = s, a_t = a\big] = A^\pi(s"): _CH09_CH10,
+    ("book/ch09_a2c.html", "wide-math", r"\nabla_\phi L_\text{policy} = -\frac1B\sum_t \log\pi_\theta("): _CH09_CH10,
+    ("book/ch09_a2c.html", "raw-tex", "目的是: 让两个网络独立更新, 避免相互干扰 $$"): _CH09_CH10,
+    ("book/ch10_ppo.html", "wide-math", "eq-ppo-loss"): _CH09_CH10,
+    # TEMPORARY (issue 12): sphinx-proof's generated proof index (prf-prf.html) is a bare list of
+    # raw labels, in a table wider than a phone. Not a page of the book; to be decided by the lead
+    # (e.g. `html_domain_indices: false` in _config.yml, which drops the page), then delete these.
+    ("prf-prf.html", "raw-label", "*"): "generated proof index: to be removed or fixed by the lead",
+    ("prf-prf.html", "page-wide", "page"): "generated proof index: to be removed or fixed by the lead",
+}
 REDIRECT = re.compile(r'<meta http-equiv="Refresh" content="0; url=([^"]+)"', re.I)
 SKIP_PAGES = {"genindex.html", "search.html"}  # generated by Sphinx, no book content
+#: raw TeX in text: a dollar sign, a TeX command (backslash and letters), or \( \) \[ \]
+RAW_TEX = r"\$|\\[A-Za-z]{2,}|\\[()\[\]]"
+#: a claim label as the book's sources write it (eq-clip-dr, thm-pg, err-value-target, ...)
+RAW_LABEL = r"\b(?:eq|thm|prop|lem|cor|rem|err|def)-[a-z0-9]+(?:-[a-z0-9]+)*\b"
 
 CHECK_JS = """
 () => {
@@ -70,6 +126,104 @@ CHECK_JS = """
 }
 """
 
+# What a reader sees at the current width. Returns a list of [kind, what, detail].
+LAYOUT_JS = """
+([rawTex, rawLabel, desktop]) => {
+  const out = [];
+  const vw = document.documentElement.clientWidth;
+  const short = s => String(s).replace(/\\s+/g, ' ').trim().slice(0, 60);
+  const texOf = new Map();
+  if (window.MathJax && MathJax.startup && MathJax.startup.document) {
+    for (const item of MathJax.startup.document.math) if (item.typesetRoot) texOf.set(item.typesetRoot, String(item.math));
+  }
+  // an equation's name: its label (eq-...) if it has one, else the start of its TeX; and its
+  // number and TeX for the message
+  const nameOf = c => {
+    const box = c.closest('div.math');
+    const tex = short(texOf.get(c) || c.textContent);
+    if (box && box.id) {
+      const eqno = box.querySelector('.eqno');
+      const num = eqno ? eqno.textContent.replace('#', '').trim() + ' ' : '';
+      return [box.id.replace(/^equation-/, ''), num + 'TeX: ' + tex];
+    }
+    return [tex, 'TeX: ' + tex];
+  };
+  const scrolls = s => /(auto|scroll)/.test(s.overflowX);
+  const clips = s => /(hidden|clip)/.test(s.overflowX);
+  // rendered (not display: none, not inside a closed <details>, whose content keeps its boxes)
+  const shown = el => (el.checkVisibility ? el.checkVisibility({visibilityProperty: true}) : el.getClientRects().length > 0);
+  // the box that decides what happens to a too-wide element: the nearest one (itself included)
+  // whose overflow is not visible, or null when the element's overflow goes to the page
+  const overflowBox = el => {
+    for (let e = el; e && e !== document.body && e !== document.documentElement; e = e.parentElement) {
+      const s = getComputedStyle(e);
+      if (scrolls(s) || clips(s)) return [e, s];
+    }
+    return [null, null];
+  };
+  for (const c of document.querySelectorAll('mjx-container')) {
+    if (!shown(c) || c.closest('mjx-assistive-mml')) continue;
+    const math = c.querySelector('mjx-math') || c;
+    const mr = math.getBoundingClientRect();
+    const [name, tex] = nameOf(c);
+    const [box, s] = overflowBox(c);
+    if (box === null) {
+      if (mr.right > vw + 1 || mr.left < -1)
+        out.push(['clipped-math', name, `runs off the ${vw} px page (right edge at ${Math.round(mr.right)} px), no scroll box; ${tex}`]);
+      continue;
+    }
+    const br = box.getBoundingClientRect();
+    if (!(mr.right > br.right + 1 || mr.left < br.left - 1)) continue;  // fits its box
+    if (clips(s)) {
+      out.push(['clipped-math', name, `cut off: ${Math.round(mr.width)} px wide in a ${Math.round(br.width)} px ${box.tagName.toLowerCase()}.${box.classList[0] || ''} that hides overflow; ${tex}`]);
+    } else if (desktop) {  // it scrolls in a box of its own: fine on a phone, not on a desktop
+      const kind = c.getAttribute('display') === 'true' ? 'display' : 'inline';
+      out.push(['wide-math', name, `${kind} math needs ${Math.ceil(mr.right - br.left)} px, its column has ${Math.round(br.width)} px; ${tex}`]);
+    }
+  }
+  const docWidth = document.documentElement.scrollWidth;
+  if (docWidth > vw + 1) {
+    const culprits = [];
+    for (const el of document.body.querySelectorAll('*')) {
+      const r = el.getBoundingClientRect();
+      if (r.width === 0 || r.right <= vw + 1) continue;
+      if (overflowBox(el.parentElement)[0] !== null) continue;  // inside a box that scrolls or clips
+      if (Array.from(el.children).some(k => k.getBoundingClientRect().right > vw + 1)) continue;  // a child sticks out: name it
+      culprits.push(`${el.tagName.toLowerCase()}${el.classList[0] ? '.' + el.classList[0] : ''} (right edge ${Math.round(r.right)} px) "${short(el.textContent)}"`);
+      if (culprits.length === 3) break;
+    }
+    out.push(['page-wide', 'page', `${docWidth} px wide in a ${vw} px viewport: ${culprits.join('; ')}`]);
+  }
+  const skip = 'script, style, noscript, template, textarea, pre, code, kbd, samp, tt, mjx-container, .math, .MathJax, .highlight';
+  const texRe = new RegExp(rawTex), labelRe = new RegExp(rawLabel, 'g');
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const seen = new Set();
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const t = n.nodeValue;
+    if (!t.trim()) continue;
+    const el = n.parentElement;
+    if (!el || el.closest(skip) || !shown(el)) continue;
+    const m = texRe.exec(t);
+    if (m) {
+      // named by the prose around it (math left out), so that the message says where
+      const block = el.closest('p, li, td, th, dd, dt, h1, h2, h3, h4, h5, h6, blockquote, div') || el;
+      let prose = '', at = 0;
+      const inBlock = document.createTreeWalker(block, NodeFilter.SHOW_TEXT);
+      for (let b = inBlock.nextNode(); b; b = inBlock.nextNode()) {
+        if (b === n) at = prose.length + m.index;
+        if (b === n || !(b.parentElement && b.parentElement.closest(skip))) prose += b.nodeValue;
+      }
+      const what = short(prose.slice(Math.max(0, at - 24), at + 36));
+      if (!seen.has(what)) { seen.add(what); out.push(['raw-tex', what, `"${m[0]}" printed as text`]); }
+    }
+    for (const lm of t.matchAll(labelRe)) {
+      if (!seen.has(lm[0])) { seen.add(lm[0]); out.push(['raw-label', lm[0], `printed in: "${short(t)}"`]); }
+    }
+  }
+  return out;
+}
+"""
+
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
@@ -82,9 +236,22 @@ MATHJAX_DONE_JS = """
   new Promise(resolve => setTimeout(() => resolve(false), ms)),
 ])
 """
+# what a reader can unfold: <details> (dropdowns, hidden cells) and sphinx-togglebutton's collapsed
+# blocks (exercise solutions, "dropdown" admonitions)
+UNFOLD_JS = """() => {
+  document.querySelectorAll('details').forEach(d => { d.open = true; });
+  document.querySelectorAll('.toggle-hidden').forEach(e => e.classList.remove('toggle-hidden'));
+}"""
 
 
-def main(root: str, chromium: str = CHROMIUM, timeout_s: float = PAGE_TIMEOUT_S) -> int:
+def main(
+    root: str,
+    chromium: str = CHROMIUM,
+    timeout_s: float = PAGE_TIMEOUT_S,
+    screenshots: str | None = None,
+    known: dict[tuple[str, str, str], str] | None = None,
+) -> int:
+    known = KNOWN_FINDINGS if known is None else known
     site = Path(root).resolve()
     if not site.is_dir():
         print(f"browser check: {root} is not a folder (build the book first: make book)", file=sys.stderr)
@@ -97,13 +264,17 @@ def main(root: str, chromium: str = CHROMIUM, timeout_s: float = PAGE_TIMEOUT_S)
     if not Path(chromium).is_file():
         print(f"browser check: no Chromium at {chromium} (Debian: apt-get install chromium; `make browser` does it)", file=sys.stderr)
         return 2
+    shots = Path(screenshots) if screenshots else None
+    if shots:
+        shots.mkdir(parents=True, exist_ok=True)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(site)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}/"
-    failures, total_math = [], 0
+    failures, tolerated, total_math, used_known = [], [], 0, set()
+    start = time.monotonic()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=LAUNCH_ARGS)
-        context = browser.new_context()
+        context = browser.new_context(viewport={"width": WIDTHS[0], "height": VIEWPORT_HEIGHT[WIDTHS[0]]})
         outside = []
 
         def route(r):
@@ -130,13 +301,22 @@ def main(root: str, chromium: str = CHROMIUM, timeout_s: float = PAGE_TIMEOUT_S)
             outside.clear()
             page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
             page.set_default_timeout(timeout_s * 1000)
-            problems = []
+            problems, findings = [], {}
             try:
                 page.goto(base + rel, wait_until="load")
                 has_mathjax = page.evaluate("() => typeof window.MathJax !== 'undefined' && !!MathJax.startup")
                 if has_mathjax and not page.evaluate(MATHJAX_DONE_JS, timeout_s * 1000):
                     problems.append(f"MathJax did not finish within {timeout_s:g} s")
                 result = page.evaluate(CHECK_JS)
+                page.evaluate(UNFOLD_JS)
+                for width in WIDTHS:
+                    if width != WIDTHS[0]:
+                        page.set_viewport_size({"width": width, "height": VIEWPORT_HEIGHT[width]})
+                    for kind, what, detail in page.evaluate(LAYOUT_JS, [RAW_TEX, RAW_LABEL, width >= DESKTOP]):
+                        findings.setdefault((kind, what), [detail, []])[1].append(width)
+                    if shots:
+                        stem = rel.removesuffix(".html").replace("/", "_")
+                        page.screenshot(path=str(shots / f"{stem}-{width}.png"), full_page=True)
             except PlaywrightError as exc:  # includes TimeoutError
                 failures.append(f"{rel}: did not load within {timeout_s:g} s ({str(exc).splitlines()[0]})")
                 print(f"FAIL {rel}: {failures[-1]}")
@@ -164,19 +344,49 @@ def main(root: str, chromium: str = CHROMIUM, timeout_s: float = PAGE_TIMEOUT_S)
                         target = target / "index.html"
                     if not target.exists():
                         problems.append(f"broken internal link: {link}")
+            notes, by_wildcard = [], defaultdict(list)
+            for (kind, what), (detail, widths) in findings.items():
+                line = f"{kind} at {'/'.join(map(str, widths))} px: {what}: {detail}"
+                if (rel, kind, what) in known:
+                    used_known.add((rel, kind, what))
+                    notes.append(f"known ({known[(rel, kind, what)]}): {line}")
+                elif (rel, kind, "*") in known:
+                    used_known.add((rel, kind, "*"))
+                    by_wildcard[kind].append(what)
+                else:
+                    problems.append(line)
+            for kind, whats in by_wildcard.items():
+                notes.append(f"known ({known[(rel, kind, '*')]}): {len(whats)} {kind} finding(s), e.g. {', '.join(whats[:3])}")
             status = "ok" if not problems else "FAIL"
             print(f"{status:4} {rel}: {result['n_math']} math, {result['n_images']} images")
             for p in problems:
                 failures.append(f"{rel}: {p}")
                 print(f"     - {p}")
+            for n in notes:
+                tolerated.append(f"{rel}: {n}")
+                print(f"     ~ {n}")
             page.close()
         browser.close()
     server.shutdown()
     if total_math == 0:
         failures.append("no math found on any page: the check would be vacuous")
-    print(f"browser check: {len(pages)} pages, {total_math} math elements, {len(failures)} problem(s)")
+    for entry in sorted(set(known) - used_known):
+        if any(p.relative_to(site).as_posix() == entry[0] for p in pages):
+            print(f"note: stale KNOWN_FINDINGS entry (no longer found, remove it): {entry}")
+    print(
+        f"browser check: {len(pages)} pages at {' and '.join(f'{w} px' for w in WIDTHS)}, {total_math} math elements, "
+        f"{len(failures)} problem(s), {len(tolerated)} known finding(s), {time.monotonic() - start:.0f} s"
+    )
     return 1 if failures else 0
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("site", nargs="?", default="_build/html", help="the built book (default: _build/html)")
+    parser.add_argument("--screenshots", metavar="DIR", help="save a full-page screenshot of every page at each width")
+    return parser.parse_args(argv)
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "_build/html"))
+    args = parse_args(sys.argv[1:])
+    sys.exit(main(args.site, screenshots=args.screenshots))

@@ -273,8 +273,34 @@ def render(claims: dict[str, Claim], by_label: dict[str, list[dict]], mutants: d
     by_doc: dict[str, list[Claim]] = defaultdict(list)
     for claim in claims.values():
         by_doc[claim.doc].append(claim)
+
+    def title_of(doc: str) -> str:
+        """The page's own title (its first ``# `` heading): a heading written as a bare {doc} role
+        shows the path "/book/ch01_..." in the page's contents sidebar."""
+        for suffix in (".ipynb", ".md"):
+            if (ROOT / f"{doc}{suffix}").is_file():
+                for text in markdown_sources(ROOT / f"{doc}{suffix}"):
+                    for line in text.splitlines():
+                        if line.startswith("# "):
+                            return line[2:].strip()
+        return doc.rsplit("/", 1)[-1]
+
+    label_in_text = re.compile(r"\b(?:eq|thm|prop|lem|cor|rem|err|def)-[a-z0-9]+(?:-[a-z0-9]+)*\b")
+
+    def numbered(text: str) -> str:
+        """A claim label in a test's docstring becomes a reference, so the reader sees "(7.3)" or
+        "Theorem 6.2", not "eq-clip-dr"; text inside backticks is left alone."""
+        parts = text.split("`")
+        for i in range(0, len(parts), 2):
+            parts[i] = label_in_text.sub(
+                lambda m: (f"{{eq}}`{m[0]}`" if claims[m[0]].kind == "equation" else f"{{prf:ref}}`{m[0]}`")
+                if m[0] in claims else m[0],
+                parts[i],
+            )
+        return "`".join(parts)
+
     for doc, items in by_doc.items():
-        lines += [f"## {{doc}}`/{doc}`", ""]
+        lines += [f"## {{doc}}`{title_of(doc)} </{doc}>`", ""]
         for c in items:
             ref = f"{{eq}}`{c.label}`" if c.kind == "equation" else f"{{prf:ref}}`{c.label}`"
             hows = ", ".join(sorted({r["how"] for r in by_label[c.label]}))
@@ -285,9 +311,9 @@ def render(claims: dict[str, Claim], by_label: dict[str, list[dict]], mutants: d
                 grouped.setdefault(r["nodeid"].split("[")[0], []).append(r)
             for base, rs in grouped.items():
                 cases = f" ({len(rs)} cases)" if len(rs) > 1 else ""
-                lines.append(f"- `{base}`{cases}" + (f" — {rs[0]['doc']}" if rs[0]["doc"] else ""))
+                lines.append(f"- `{base}`{cases}" + (f" — {numbered(rs[0]['doc'])}" if rs[0]["doc"] else ""))
             if mutants.get(c.label):
-                wrong = "; ".join(f"{m.what} (`{m.name}`)" for m in mutants[c.label])
+                wrong = "; ".join(f"{numbered(m.what)} (`{m.name}`)" for m in mutants[c.label])
                 lines.append(f"- *Wrong versions rejected:* {wrong}.")
             lines.append("")
     return "\n".join(lines)
