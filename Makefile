@@ -86,6 +86,7 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	$(PY) benchmarks/solve_cartpole.py
 	$(PY) benchmarks/sps_vs_sb3.py --steps 50000 --repeats 5
+	$(PY) benchmarks/exact_scaling.py
 
 clean:
 	rm -rf _build book/ledger.md
