@@ -81,7 +81,7 @@ lab: $(STAMP)
 	$(PY) -m pip install --quiet -r requirements-lab.txt
 	$(VENV)/bin/jupyter lab book/
 
-# Benchmarks (slow: about 25 minutes on 2 cores). SB3 is a benchmark-only dependency.
+# Benchmarks (slow: under an hour on 2 cores). SB3 is a benchmark-only dependency.
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	$(PY) benchmarks/solve_cartpole.py

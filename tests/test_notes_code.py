@@ -4,7 +4,11 @@ The notes' `compute_advantages` (阶段2) is dissected in chapter 8 (tests/test_
 PPO loss in chapter 7 (tests/test_clipping.py). This file runs `collect_experience` against
 gymnasium, and the pipeline collect_experience -> compute_advantages -> `ppo_update` with small
 stand-ins for what the notes leave to the reader (the network, the optimizer, the environment and
-the module globals `ppo_epochs`, `batch_size`, `max_steps`).
+the module globals `ppo_epochs`, `batch_size`, `max_steps`): the missing old log-probabilities
+(err-old-log-probs), the missing bootstrap value (err-collect-next-value) and the two critics
+(err-ppo-code-critic). These checks run the notes' own code, which tools/mutants.py cannot edit (it
+mutates src/pgbook only); instead, the tests run a repaired version next to the printed one and show
+that the check tells them apart.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import inspect
 import sys
 
 import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 from test_gae import compute_advantages  # the notes' 阶段2, verbatim there
@@ -359,3 +364,230 @@ def test_old_log_probs_stored_recomputed_once_or_per_minibatch():
     log_pi = moved.evaluate_actions(torch.tensor(data["states"]), torch.tensor(data["actions"]))[0].detach()
     true_ratio = torch.exp(log_pi - torch.tensor(net.handed_out))
     assert ((true_ratio - 1).abs() > eps).any()
+
+
+# ---- err-ppo-code-critic: value_network records the values, policy_network's values are trained -------------
+
+
+class _ActorWithBorrowedCritic(_TinyActorCritic):
+    """The separate-networks reading of the notes' code: `policy_network.evaluate_actions` returns the values of
+    a critic that is not one of its own parameters (`value_network`), so only the critic gets their gradient."""
+
+    def __init__(self, seed: int, critic: _TinyActorCritic):
+        super().__init__(seed)
+        self.__dict__["critic"] = critic  # not a submodule: policy_network.parameters() does not include it
+
+    def evaluate_actions(self, states, actions):
+        dist = self._dist(states)
+        return dist.log_prob(actions), dist.entropy(), self.critic.value(self.critic.body(states))
+
+
+class _GradNormOptimizer(_RecordingOptimizer):
+    """Also records, at every step, the gradient norm of two parameter groups (after the notes' clip_grad_norm_)."""
+
+    def __init__(self, groups, lr):
+        super().__init__([p for group in groups for p in group], lr)
+        self.groups, self.norms = groups, []
+
+    def step(self):  # the parent's step, inlined: its frame check needs ppo_update as the direct caller
+        self.norms.append(tuple(float(torch.norm(torch.stack([p.grad.norm() for p in group if p.grad is not None])))
+                                if any(p.grad is not None for p in group) else None for group in self.groups))
+        caller = sys._getframe(1)
+        assert caller.f_code.co_name == "ppo_update"
+        self.ratios.append((caller.f_locals["epoch"], caller.f_locals["ratios"].detach().clone()))
+        self.inner.step()
+
+
+def _notes_iteration_with(policy_net, value_net, seed=0, episodes=2):
+    """Collect with the notes' collect_experience, compute_advantages (each episode ends with done:
+    next_value = 0) and run the notes' ppo_update, with log pi_old stored at collection (the repair of
+    err-old-log-probs) and one Adam optimiser holding BOTH networks' parameters (the most generous reading).
+    Returns the collected data (states, actions, recorded values, advantages, returns) and the optimizer."""
+    env = _OldGymAPI(gym.make("CartPole-v1"))
+    env.reset(seed=seed)
+    own = {id(p) for p in policy_net.parameters()}
+    critic_only = [p for p in value_net.parameters() if id(p) not in own]
+    optimizer = _GradNormOptimizer([list(policy_net.parameters()), critic_only], PIPELINE["lr"])
+    cleanup = _notes_globals(env=env, max_steps=PIPELINE["max_steps"], policy_network=policy_net,
+                             value_network=value_net, optimizer=optimizer, ppo_epochs=4,
+                             batch_size=PIPELINE["batch_size"])
+    try:
+        data = {key: [] for key in ("states", "actions", "values", "advantages", "returns")}
+        for _ in range(episodes):
+            states, actions, rewards, values, dones = collect_experience()
+            advantages, returns = compute_advantages(rewards, values, dones, next_value=0.0)
+            for key, part in zip(data, (states, actions, values, advantages, returns)):
+                data[key] += list(part)
+        torch.manual_seed(1)
+        ppo_update(data["states"], data["actions"], list(policy_net.handed_out), data["advantages"], data["returns"])
+    finally:
+        cleanup()
+    return data, optimizer
+
+
+def _critic_values(net, states):
+    with torch.no_grad():
+        return net.value(net.body(torch.tensor(np.array(states)))).squeeze(-1)
+
+
+@pytest.mark.claim("err-ppo-code-critic", how="reproduction")
+@pytest.mark.filterwarnings("ignore:Creating a tensor from a list of numpy.ndarrays")
+def test_notes_ppo_code_trains_a_critic_it_does_not_use():
+    """Run as printed with two networks, the advantages come from value_network, which is never trained.
+
+    value_network gets no gradient and its parameters are bit-identical after ppo_update; the values that are
+    trained are policy_network's. With one network in both roles the recording critic does change.
+    """
+    policy_net, value_net = _TinyActorCritic(0), _TinyActorCritic(1)
+    value_before = copy.deepcopy(value_net.state_dict())
+    policy_value_head = copy.deepcopy(policy_net.value.state_dict())
+    data, optimizer = _notes_iteration_with(policy_net, value_net)
+
+    # the recorded values (hence the advantages and targets) are value_network's ...
+    recorded = torch.tensor(data["values"], dtype=torch.float32)
+    assert torch.allclose(recorded, _critic_values(value_net, data["states"]), atol=1e-6)
+    # ... and value_network is never trained: no gradient, parameters bit-identical after all epochs
+    assert all(p.grad is None for p in value_net.parameters())
+    assert all(torch.equal(value_before[k], v) for k, v in value_net.state_dict().items())
+    assert all(norms[1] is None for norms in optimizer.norms)
+    # what is trained is policy_network's value head, towards the returns computed from value_network's values
+    assert any(not torch.equal(policy_value_head[k], v) for k, v in policy_net.value.state_dict().items())
+
+    # the check can fail: with one shared network (value_network is policy_network) the critic that records
+    # the values is the one that is trained
+    shared = _TinyActorCritic(0)
+    shared_before = copy.deepcopy(shared.value.state_dict())
+    _notes_iteration_with(shared, shared)
+    assert any(not torch.equal(shared_before[k], v) for k, v in shared.value.state_dict().items())
+
+
+@pytest.mark.claim("err-ppo-code-critic", how="reproduction")
+@pytest.mark.filterwarnings("ignore:Creating a tensor from a list of numpy.ndarrays")
+def test_notes_ppo_code_does_not_clip_a_separate_critic():
+    """Read as separate networks, the notes' update trains the critic but clips only the actor's gradient.
+
+    policy_network.evaluate_actions returns value_network's values; clip_grad_norm_(policy_network.parameters(),
+    0.5) leaves the critic's gradient norm above 1 at every step.
+    """
+    value_net = _TinyActorCritic(1)
+    policy_net = _ActorWithBorrowedCritic(0, value_net)
+    value_before = copy.deepcopy(value_net.state_dict())
+    _, optimizer = _notes_iteration_with(policy_net, value_net)
+    assert any(not torch.equal(value_before[k], v) for k, v in value_net.state_dict().items())  # trained
+    actor_norms = [a for a, _ in optimizer.norms]
+    critic_norms = [c for _, c in optimizer.norms]
+    assert max(actor_norms) <= 0.5 + 1e-5  # the actor's gradient is clipped to norm 0.5 ...
+    assert min(critic_norms) > 1.0  # ... the critic's is not, at any step
+
+
+# ---- err-collect-next-value: collect_experience returns no bootstrap value for compute_advantages ------------
+
+
+class _FinalObservation(_OldGymAPI):
+    """The old-API wrapper that also remembers the last observation it returned (for the test only)."""
+
+    def step(self, action):
+        out = super().step(action)
+        self.last_obs = out[0]
+        return out
+
+
+def _collect_experience_returning_next_value():
+    """What the reader must add to the notes' collect_experience (one line changed): the bootstrap value of the
+    state after the last step, 0 after a termination. (With one `done` flag a time-limit end still reads as a
+    termination: err-gae-code-done-flag.)"""
+    source = inspect.getsource(collect_experience)
+    line = "    return states, actions, rewards, values, dones"
+    assert source.count(line) == 1
+    source = source.replace(line, "    next_value = 0.0 if done else value_network.get_value(state)\n"
+                                  "    return states, actions, rewards, values, dones, next_value")
+    namespace = {}
+    exec(compile(source, "<collect_experience returning next_value>", "exec"), globals(), namespace)
+    return namespace["collect_experience"]
+
+
+def _compute_advantages_fixed_precedence(rewards, values, dones, next_value, gamma=0.99, lambda_=0.95):
+    """The notes' compute_advantages with the bootstrap inside the parentheses (err-gae-code-precedence);
+    the recursion is not masked, which does not matter for the one episode collect_experience returns."""
+    advantages, deltas = [], []
+    for t in range(len(rewards)):
+        td_target = rewards[t] + gamma * (1 - dones[t]) * (values[t+1] if t < len(rewards)-1 else next_value)
+        deltas.append(td_target - values[t])
+    advantage = 0
+    for t in reversed(range(len(deltas))):
+        advantage = deltas[t] + gamma * lambda_ * advantage
+        advantages.insert(0, advantage)
+    return advantages
+
+
+def _reference(rewards, values, next_value, terminated, gamma=0.99, lam=0.95):
+    """GAE by its definition (pgbook.gae.gae_definition) for one rollout with its end flags at the last step."""
+    from pgbook.gae import gae_definition
+
+    T = len(rewards)
+    next_values = np.append(np.array(values[1:], dtype=float), next_value)
+    end = np.zeros(T, bool)
+    end[-1] = True  # the sum stops at the end of the rollout either way
+    term = np.zeros(T, bool)
+    term[-1] = terminated
+    return gae_definition(np.array(rewards, float), np.array(values, float), next_values, term, end, gamma, lam)
+
+
+@pytest.mark.claim("err-collect-next-value", how="reproduction")
+def test_collect_experience_cannot_feed_compute_advantages():
+    """collect_experience returns no next_value, so compute_advantages(*rollout[2:]) raises TypeError.
+
+    A rollout cut by max_steps needs V(s_T), and s_T is not among the outputs. With next_value returned (one added
+    line) and the precedence fixed, the advantages equal the definition of GAE.
+    """
+    env = _FinalObservation(gym.make("CartPole-v1"))
+    env.reset(seed=0)
+    net = _TinyActorCritic(0)
+    cleanup = _notes_globals(env=env, max_steps=5, policy_network=net, value_network=net)
+    try:
+        torch.manual_seed(5)  # the actions are sampled: the same ones in both rollouts below
+        rollout = collect_experience()
+        with pytest.raises(TypeError, match="missing 1 required positional argument: 'next_value'"):
+            compute_advantages(*rollout[2:])  # rewards, values, dones: everything collect_experience returns
+        states, actions, rewards, values, dones = rollout
+        assert len(states) == 5 and not any(dones)  # cut by max_steps: the return must bootstrap from V(s_5)
+        assert not any(np.array_equal(s, env.last_obs) for s in states)  # s_5 is not among the outputs
+
+        # the check can fail: the amended rollout carries V(s_5) and the same call runs
+        env.reset(seed=0)
+        torch.manual_seed(5)
+        amended = _collect_experience_returning_next_value()()
+        assert amended[1:5] == rollout[1:5] and all(np.array_equal(a, b) for a, b in zip(amended[0], states))
+        next_value = amended[5]
+        assert next_value == net.get_value(env.last_obs) != 0.0
+        notes = compute_advantages(*amended[2:])[0]  # runs, but the precedence slip makes the last target V(s_5)
+        fixed = _compute_advantages_fixed_precedence(*amended[2:])
+        reference = _reference(rewards, values, next_value, terminated=False)
+        assert np.allclose(fixed, reference, rtol=0, atol=1e-12)
+        # ... off by exactly (1 - gamma) V(s_5) - r_4 (err-gae-code-precedence), here about -1
+        assert notes[-1] - reference[-1] == pytest.approx((1 - 0.99) * next_value - rewards[-1], abs=1e-12)
+        assert abs(notes[-1] - reference[-1]) > 0.5
+    finally:
+        cleanup()
+
+
+@pytest.mark.claim("err-collect-next-value", how="reproduction")
+def test_terminated_rollout_loses_its_last_reward():
+    """After a termination (next_value = 0) the notes' last advantage is -V(s_{T-1}), not r_{T-1} - V(s_{T-1}).
+
+    collect_experience stops at the first done, so a rollout that ends with the pole falling needs next_value = 0.
+    """
+    env = _OldGymAPI(gym.make("CartPole-v1"))
+    env.reset(seed=0)
+    net = _TinyActorCritic(0)
+    cleanup = _notes_globals(env=env, max_steps=500, policy_network=net, value_network=net)
+    try:
+        states, actions, rewards, values, dones = collect_experience()
+    finally:
+        cleanup()
+    assert dones[-1] and not any(dones[:-1]) and len(states) < 500  # one episode, ended by the pole falling
+    notes, _ = compute_advantages(rewards, values, dones, next_value=0.0)
+    reference = _reference(rewards, values, 0.0, terminated=True)
+    assert notes[-1] == -values[-1]  # delta_{T-1} = next_value - V(s_{T-1}) = -V(s_{T-1})
+    assert reference[-1] == pytest.approx(rewards[-1] - values[-1], abs=1e-12)  # the correct r_{T-1} - V(s_{T-1})
+    assert np.allclose(_compute_advantages_fixed_precedence(rewards, values, dones, 0.0), reference, rtol=0, atol=1e-12)

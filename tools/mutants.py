@@ -223,6 +223,15 @@ MUTANTS: list[Mutant] = [
     Mutant("vl-reward-moment-shift", "err-a2c-value-target", "value_learning.py",
            "np.linalg.matrix_power(P_pi, n - k - 1)", "np.linalg.matrix_power(P_pi, n - k)",
            "reward/next-state moment C with one transition too many"),
+    # errata — the notes' formulas (tests/test_errata_notes.py)
+    Mutant("a2c-total-drops-c2", "err-a2c-actor-update", "a2c.py",
+           "total = policy + vf_coef * value - ent_coef * entropy  # eq-a2c-total-loss",
+           "total = policy + vf_coef * value - entropy  # eq-a2c-total-loss",
+           "A2C total loss whose entropy term has weight 1 instead of c2 (the notes' actor update, L162)"),
+    Mutant("finite-horizon-values-stationary", "err-finite-horizon-value", "baselines.py",
+           "Q[t] = mdp.R + mdp.gamma * _mdp.next_state_expectation(mdp, v_next)  # dense or sparse P",
+           "Q[t] = _mdp.action_values(mdp, pi)  # dense or sparse P",
+           "finite-horizon V_t, Q_t replaced by the stationary V^pi, Q^pi (the notes' V^pi(s_t) with a fixed T)"),
 ]
 
 
