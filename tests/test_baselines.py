@@ -142,7 +142,7 @@ def test_variance_difference_decomposition(S, A, H, gamma, seed):
 @pytest.mark.parametrize("rho,gamma", [(1.0, 0.9), (1.0, 0.3), (0.5, 0.99), (2.0, 0.5), (-1.0, 0.9)])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_payback_mdp_closed_form(rho, gamma, seed):
-    """In the payback MDP (H = 2), Var_full - Var_rtg = (1 - 2 gamma rho) E||grad log pi(a_1|s_1)||^2 exactly."""
+    """In the payback MDP (H = 2), Var_full - Var_rtg = (1 - 2 gamma kappa) E||grad log pi(a_1|s_1)||^2 exactly."""
     mdp = B.payback_mdp(rho, gamma)
     theta = random_theta(3, 2, seed)
     pi = policies.probs(theta)

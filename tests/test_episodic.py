@@ -111,7 +111,7 @@ def test_gamma_below_one_unchanged_by_the_terminal_mask():
 
 @pytest.mark.claim("eq-episodic-pg", how="finite difference")
 def test_undiscounted_gradient_finite_differences():
-    """grad J_1 = sum_s rho sum_a pi grad log pi A_1 against central differences of the exact J_1 (rel. 1e-7)."""
+    """grad J_1 = sum_s eta_1 sum_a pi grad log pi A_1 against central differences of the exact J_1 (rel. 1e-7)."""
     for mdp, theta in cases():
         g1 = E.undiscounted_gradient(mdp, theta)
         fd = finite_difference_gradient(lambda x: E.undiscounted_return(mdp, x), theta)
@@ -119,7 +119,7 @@ def test_undiscounted_gradient_finite_differences():
         assert np.abs(g1 - fd).max() < 1e-7 * scale
         # J_1 and grad J_1 do not depend on the MDP's own gamma
         assert np.abs(E.undiscounted_gradient(mdp.with_gamma(0.9), theta) - fd).max() < 1e-7 * scale
-        # wrong versions fail: discounted visits or discounted advantages in place of rho and A_1
+        # wrong versions fail: discounted visits or discounted advantages in place of eta_1 and A_1
         pi = policies.probs(theta)
         m9 = mdp.with_gamma(0.9)
         eta9, A1, A9 = M.discounted_visits(m9, pi), M.advantage_values(mdp, pi), M.advantage_values(m9, pi)
@@ -147,7 +147,7 @@ def test_undiscounted_gradient_autograd():
 
 @pytest.mark.claim("eq-agent-direction", how="Monte Carlo")
 def test_agent_direction_is_what_a2c_losses_estimates():
-    """The per-episode sum of a2c_losses' per-step terms has mean g_agent, not grad J_gamma, grad J_1 or g_agent / E[L].
+    """The per-episode sum of a2c_losses' per-step terms has mean g_agent, not grad J_gamma, grad J_1 or g_agent / E[T_ep].
 
     Gridworld, gamma = 0.9, theta ~ N(0, 1) (seed 0); n = 20000 whole episodes, seed 1; exact
     advantages A_gamma (a perfect critic); Bonferroni-corrected 99 % intervals over the 56
@@ -170,13 +170,13 @@ def test_agent_direction_is_what_a2c_losses_estimates():
 
 @pytest.mark.claim("eq-agent-direction", how="exact")
 def test_episode_visits_by_series():
-    """rho from the linear solve equals sum_t Pr(s_t = s, t < L) pushed forward in time; it sums to E[L]."""
+    """eta_1 from the linear solve equals sum_t Pr(s_t = s, t < T_ep) pushed forward in time; it sums to E[T_ep]."""
     for mdp, theta in cases():
         pi = policies.probs(theta)
         rho = E.episode_visits(mdp, pi)
         np.testing.assert_allclose(rho, E.episode_visits_by_series(mdp, pi), rtol=1e-12, atol=1e-12)
         assert np.all(rho[mdp.terminal] == 0)
-    # random policy on the gridworld: E[L] from state s is -V(s), so E[L] = mean of -V over the 14 states
+    # random policy on the gridworld: E[T_ep] from state s is -V(s), so E[T_ep] = mean of -V over the 14 states
     grid = E.gridworld_4x4()
     L = E.episode_visits(grid, np.full((16, 4), 0.25)).sum()
     assert abs(L - (-E.GRIDWORLD_RANDOM_POLICY_VALUES.sum() / 14)) < 1e-12
@@ -235,7 +235,7 @@ def test_agent_direction_neither_gradient_but_tends_to_grad_J1():
        scale=st.sampled_from([0.5, 2.0, 4.0]), seed=st.integers(0, 10_000))
 @pytest.mark.claim("prop-agent-direction", how="property")
 def test_agent_direction_ascends_J_gamma_tabular(n, nA, gamma, scale, seed):
-    """Part 4: for the tabular softmax, <g_agent, grad J_gamma> = sum_s rho eta_gamma |h_s|^2 > 0 (random episodic MDPs)."""
+    """Part 4: for the tabular softmax, <g_agent, grad J_gamma> = sum_s eta_1 eta_gamma |h_s|^2 > 0 (random episodic MDPs)."""
     mdp = E.random_episodic_mdp(n, nA, seed, gamma)
     theta = scale * np.random.default_rng(seed + 1).standard_normal((n + 1, nA))
     g, gg = E.agent_direction(mdp, theta), E.discounted_gradient(mdp, theta)
