@@ -27,7 +27,8 @@ row ``s*A + a`` is the distribution ``P[s, a, :]`` (``P.reshape(S*A, S)`` of the
 :meth:`MDP.as_sparse`, :meth:`MDP.as_dense` convert). It is stored as a read-only
 ``scipy.sparse.csr_array``; ``P_pi`` is then sparse too and the solves use a sparse LU
 factorisation (``scipy.sparse.linalg.splu``), so a gridworld with ``10^4``–``10^5`` states
-(a handful of successors per state, :mod:`pgbook.gridworld`) is solved in well under a second.
+(a handful of successors per state, :mod:`pgbook.gridworld`) is solved in about 0.03 s
+(``10^4`` states) to 0.5 s (``10^5``) of CPU time (README, "The exact engine at scale").
 Every function of this module accepts a sparse MDP: :func:`policy_transition_matrix` then returns
 a sparse ``(S, S)`` matrix, :func:`enumerate_trajectories` densifies (its MDPs are tiny), and the
 rest never form a dense ``S x S`` or ``S x A x S`` array. So do :func:`pgbook.gradients.policy_gradient`,
