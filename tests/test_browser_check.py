@@ -53,6 +53,7 @@ CLIPPED = HEAD + (
 PAGE_WIDE = HEAD + "<p><span style='display:inline-block;white-space:nowrap;width:380px'>unbreakable_unbreakable</span></p>" + TAIL
 RAW_TEX = HEAD + (
     "<p>The gradient is $\\nabla J$ here.</p>"  # a formula MathJax never saw
+    + "<p>````{dropdown} a directive nested in a fence it could not open</p>"  # unparsed MyST
     + "<details><summary>Check</summary><p>inside a closed dropdown: \\mathbb{R} too</p></details>"
     + "<style>.toggle-hidden{visibility:hidden}</style>"  # sphinx-togglebutton's collapsed solution
     + "<div class='solution toggle toggle-hidden'><p>a collapsed solution: eq-in-solution</p></div>"
@@ -157,7 +158,8 @@ def test_a_page_wider_than_a_phone_fails_and_names_what_sticks_out(report):
 def test_raw_tex_in_text_fails_including_closed_dropdowns_and_solutions_but_not_code(report):
     _, pages, _ = report
     lines = findings(pages, "rawtex.html", "raw-tex")
-    assert len(lines) == 2, lines
+    assert len(lines) == 3, lines
+    assert any("{dropdown}" in line or "```" in line for line in lines)
     assert any("The gradient is $\\nabla J$ here." in line and '"$" printed as text' in line for line in lines)
     assert any("a closed dropdown: \\mathbb{R} too" in line and '"\\mathbb" printed as text' in line for line in lines)
     assert not findings(pages, "good.html", "raw-tex")  # $ and \frac in <code> and <pre> are code
