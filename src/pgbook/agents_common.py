@@ -47,6 +47,11 @@ from torch.distributions import Categorical, Distribution
 
 from . import gae as _gae
 from ._validate import as_float_array as _as_float_array
+from ._validate import check_bool as _check_bool
+from ._validate import check_positive_int as _check_positive_int
+from ._validate import check_real as _check_real_number
+from ._validate import check_tensor as _check_tensor
+from ._validate import check_torch_seed as _check_torch_seed
 
 __all__ = [
     "AgentConfig",
@@ -140,6 +145,7 @@ class AgentConfig:
             _check_int(getattr(self, name), name, 1)
         _check_int(self.eval_every, "eval_every", 0)
         _check_int(self.seed, "seed", 0)
+        _check_torch_seed(self.seed, "seed")
         if self.max_episode_steps is not None:
             _check_int(self.max_episode_steps, "max_episode_steps", 1)
         if self.total_steps < self.n_envs * self.n_steps:
@@ -188,11 +194,30 @@ def _check_real(value, name, lo, hi, lo_open=False, hi_open=False) -> None:
         raise ValueError(f"{name} must lie in {interval}, got {value!r}")
 
 
+def _check_device(device, name: str = "device") -> torch.device:
+    """``device`` (a :class:`torch.device` or a string torch understands, e.g. ``"cpu"``, ``"cuda:0"``)
+    as a :class:`torch.device`; ``ValueError`` naming the argument for anything else, and for CUDA
+    when CUDA is not available."""
+    if isinstance(device, torch.device):
+        dev = device
+    elif isinstance(device, str):
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, ValueError, TypeError):
+            raise ValueError(f"{name} must be a torch device such as 'cpu' or 'cuda', got {device!r}") from None
+    else:
+        raise ValueError(f"{name} must be a torch.device or a device string such as 'cpu', got {device!r}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{name}={device!r} was requested but CUDA is not available")
+    return dev
+
+
 def resolve_device(device: str) -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU."""
-    if device == "auto":
+    """``"auto"`` → CUDA when available, else CPU; any other device string (or :class:`torch.device`)
+    as a :class:`torch.device` (``ValueError`` naming ``device`` for one torch does not know)."""
+    if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    return _check_device(device)
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,6 +263,13 @@ def _make_env(env_id: str, max_episode_steps: int | None):
     return gym.make(env_id, **kwargs)
 
 
+def _check_max_episode_steps(max_episode_steps) -> int | None:
+    """None, or a positive integer (as a Python int: gymnasium's time limit wants one)."""
+    if max_episode_steps is None:
+        return None
+    return _check_positive_int(max_episode_steps, "max_episode_steps")
+
+
 def make_vec_env(env_id: str, n_envs: int, max_episode_steps: int | None = None) -> gym.vector.SyncVectorEnv:
     """``n_envs`` copies of ``env_id`` in a ``SyncVectorEnv`` with same-step autoreset.
 
@@ -248,6 +280,7 @@ def make_vec_env(env_id: str, n_envs: int, max_episode_steps: int | None = None)
     """
     check_env(env_id)
     _check_int(n_envs, "n_envs", 1)
+    max_episode_steps = _check_max_episode_steps(max_episode_steps)
     return gym.vector.SyncVectorEnv(
         [lambda: _make_env(env_id, max_episode_steps) for _ in range(n_envs)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
@@ -267,14 +300,41 @@ class NormalizedCategorical(Categorical):
     kernels; ``log_softmax`` is one fused kernel with the same result (to rounding). Everything else
     — ``sample``, ``log_prob``, ``entropy``, ``probs`` — is the parent class's. On CartPole the
     parent's constructor costs about a tenth of a PPO run on this machine, because a distribution is
-    built at every environment step and every gradient step. Argument validation is off.
+    built at every environment step and every gradient step. torch's argument validation is off;
+    the constructor checks ``logits`` (a finite floating-point tensor with at least one dimension and
+    at least one event: ``ValueError`` otherwise). The agents build their distributions through
+    :meth:`ActorCritic.distribution`, which skips that check (its logits come from the network).
     """
 
     def __init__(self, logits: torch.Tensor):
+        _check_tensor(logits, "logits")
+        if logits.ndim < 1 or logits.shape[-1] < 1:
+            raise ValueError(f"logits must have at least one dimension and one event, got shape {tuple(logits.shape)}")
+        self._set_logits(logits)
+
+    def _set_logits(self, logits: torch.Tensor) -> None:
         self.logits = torch.log_softmax(logits, dim=-1)
         self._param = self.logits
         self._num_events = self._param.size(-1)
         Distribution.__init__(self, self._param.size()[:-1], validate_args=False)
+
+    @classmethod
+    def _unchecked(cls, logits: torch.Tensor) -> "NormalizedCategorical":
+        """The distribution of ``logits`` without the argument check (the agents' per-step path)."""
+        dist = cls.__new__(cls)
+        dist._set_logits(logits)
+        return dist
+
+
+def _check_hidden(hidden, name: str = "hidden", allow_empty: bool = False) -> tuple[int, ...]:
+    """``hidden`` (a list or tuple of positive integers) as a tuple of ints."""
+    ok = isinstance(hidden, (list, tuple)) and (allow_empty or len(hidden) > 0)
+    if ok:
+        ok = all(isinstance(h, numbers.Integral) and not isinstance(h, (bool, np.bool_)) and h >= 1 for h in hidden)
+    if not ok:
+        what = "sequence" if allow_empty else "non-empty sequence"
+        raise ValueError(f"{name} must be a {what} (list or tuple) of positive integers, got {hidden!r}")
+    return tuple(int(h) for h in hidden)
 
 
 class MLP(nn.Module):
@@ -287,6 +347,10 @@ class MLP(nn.Module):
 
     def __init__(self, n_in: int, hidden: Sequence[int], n_out: int, out_gain: float, orthogonal: bool):
         super().__init__()
+        n_in, n_out = _check_positive_int(n_in, "n_in"), _check_positive_int(n_out, "n_out")
+        hidden = _check_hidden(hidden, allow_empty=True)
+        out_gain = _check_real_number(out_gain, "out_gain")
+        orthogonal = _check_bool(orthogonal, "orthogonal")
         sizes = [n_in, *hidden, n_out]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         if orthogonal:
@@ -323,6 +387,8 @@ class ActorCritic(nn.Module):
         super().__init__()
         _check_int(obs_dim, "obs_dim", 1)
         _check_int(n_actions, "n_actions", 2)
+        hidden = _check_hidden(hidden, allow_empty=True)
+        _check_bool(orthogonal_init, "orthogonal_init")
         self.obs_dim, self.n_actions = int(obs_dim), int(n_actions)
         self.actor = MLP(obs_dim, hidden, n_actions, 0.01, orthogonal_init)
         self.critic = MLP(obs_dim, hidden, 1, 1.0, orthogonal_init)
@@ -333,8 +399,11 @@ class ActorCritic(nn.Module):
 
     @staticmethod
     def distribution(logits: torch.Tensor) -> Categorical:
-        """``pi_theta(.|s)`` as a :class:`torch.distributions.Categorical` (a :class:`NormalizedCategorical`)."""
-        return NormalizedCategorical(logits)
+        """``pi_theta(.|s)`` as a :class:`torch.distributions.Categorical` (a :class:`NormalizedCategorical`).
+
+        Called at every environment step and every gradient step, on the network's own logits: the
+        argument check of :class:`NormalizedCategorical` is skipped."""
+        return NormalizedCategorical._unchecked(logits)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         """``V_phi(s)``, shape (B,)."""
@@ -358,7 +427,7 @@ class RolloutStorage:
     def __init__(self, n_steps: int, n_envs: int, obs_dim: int, device: torch.device | str = "cpu"):
         T, N = _check_positive(n_steps, "n_steps"), _check_positive(n_envs, "n_envs")
         _check_int(obs_dim, "obs_dim", 1)
-        kw = {"device": device}
+        kw = {"device": _check_device(device)}
         self.obs = torch.zeros((T, N, obs_dim), dtype=torch.float32, **kw)
         self.actions = torch.zeros((T, N), dtype=torch.long, **kw)
         self.log_probs = torch.zeros((T, N), dtype=torch.float32, **kw)
@@ -421,11 +490,23 @@ def collect_rollout(
     log-probabilities of the sampled actions are computed after the loop, each in one batch: the
     network does not change during a rollout, so this is the same computation with fewer calls.
     """
+    if not isinstance(envs, gym.vector.VectorEnv):
+        raise ValueError(f"envs must be a gymnasium vector environment (make_vec_env), got {type(envs).__name__}")
     if envs.metadata.get("autoreset_mode") != gym.vector.AutoresetMode.SAME_STEP:
         raise ValueError("envs must use AutoresetMode.SAME_STEP (build them with make_vec_env)")
+    if not isinstance(model, ActorCritic):
+        raise ValueError(f"model must be an ActorCritic, got {type(model).__name__}")
+    if not isinstance(storage, RolloutStorage):
+        raise ValueError(f"storage must be a RolloutStorage, got {type(storage).__name__}")
+    if not isinstance(tracker, EpisodeTracker):
+        raise ValueError(f"tracker must be an EpisodeTracker, got {type(tracker).__name__}")
+    _check_bool(bootstrap_truncated, "bootstrap_truncated")
     T, N = storage.n_steps, storage.n_envs
+    obs = _as_float_array(obs, "obs")
     if obs.shape != (N, storage.obs.shape[-1]):
         raise ValueError(f"obs must have shape {(N, storage.obs.shape[-1])}, got {obs.shape}")
+    if not np.all(np.abs(obs) <= np.finfo(np.float32).max):
+        raise ValueError("obs has entries too large in magnitude for the float32 networks")
     device = storage.obs.device
     rewards = np.zeros((T, N), dtype=np.float32)
     terms = np.zeros((T, N), dtype=np.float32)
@@ -483,6 +564,8 @@ def compute_advantages(storage: RolloutStorage, gamma: float, lam: float) -> tup
     V(s_{t+1}) - V(s_t)`` and ``A_t = delta_t + gamma lambda (1 - end_t) A_{t+1}``; the targets
     are ``A_t + V(s_t)``.
     """
+    if not isinstance(storage, RolloutStorage):
+        raise ValueError(f"storage must be a RolloutStorage, got {type(storage).__name__}")
     return _gae.gae(
         storage.rewards,
         storage.values,
@@ -503,7 +586,16 @@ def clip_grad_norm(parameters: Sequence[torch.Tensor], max_norm: float) -> torch
     tensors by device and dtype — a measurable share of a 256-sample update step.
     """
     _check_real(max_norm, "max_norm", 0.0, math.inf, lo_open=True, hi_open=True)
-    grads = [p.grad for p in parameters if p.grad is not None]
+    if isinstance(parameters, torch.Tensor):
+        parameters = [parameters]
+    elif isinstance(parameters, (str, bytes)) or not hasattr(parameters, "__iter__"):
+        raise ValueError(f"parameters must be a sequence of tensors, got {type(parameters).__name__}")
+    grads = []
+    for p in parameters:
+        if not isinstance(p, torch.Tensor):
+            raise ValueError(f"parameters must be a sequence of tensors, got an item of type {type(p).__name__}")
+        if p.grad is not None:
+            grads.append(p.grad)
     if not grads:
         return torch.tensor(0.0)
     total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
@@ -529,8 +621,12 @@ def evaluate(
     Episode ``i`` starts from ``reset(seed=seed + i)``; the episodes run side by side (one
     batched forward pass per time step). Returns an array of shape ``(n_episodes,)``.
     """
+    if not isinstance(model, ActorCritic):
+        raise ValueError(f"model must be an ActorCritic, got {type(model).__name__}")
     _check_int(n_episodes, "n_episodes", 1)
     _check_int(seed, "seed", 0)
+    seed = int(seed)  # gymnasium's reset wants a Python int
+    max_episode_steps = _check_max_episode_steps(max_episode_steps)
     check_env(env_id)
     device = next(model.parameters()).device
     envs = [_make_env(env_id, max_episode_steps) for _ in range(n_episodes)]
@@ -608,8 +704,13 @@ def seeded(seed: int, threads: int, device: torch.device):
     """Seed torch's global RNG (restored afterwards) and set the intra-op thread count.
 
     ``Categorical.sample`` draws from torch's global generator; forking it keeps training
-    reproducible *and* leaves the caller's random state as it was.
+    reproducible *and* leaves the caller's random state as it was. ``seed``: a non-negative integer
+    below ``2**64``; ``threads``: a positive integer; ``device``: a :class:`torch.device` (or a
+    device string).
     """
+    seed = _check_torch_seed(seed, "seed")
+    threads = _check_positive_int(threads, "threads")
+    device = _check_device(device)
     old_threads = torch.get_num_threads()
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):

@@ -49,7 +49,15 @@ import torch
 
 from . import mdp as _mdp
 from . import policies
-from ._validate import as_float_array, check_distribution, check_positive_int, check_seed, check_shape
+from ._validate import (
+    as_float_array,
+    check_callable,
+    check_distribution,
+    check_positive_int,
+    check_real,
+    check_seed,
+    check_shape,
+)
 
 __all__ = [
     "clip_objective",
@@ -290,6 +298,8 @@ def _as_logits(mdp: _mdp.MDP, theta):
     if isinstance(theta, torch.Tensor):
         if tuple(theta.shape) != (mdp.n_states, mdp.n_actions):
             raise ValueError(f"theta must have shape {(mdp.n_states, mdp.n_actions)}, got {tuple(theta.shape)}")
+        if not theta.is_floating_point():  # log_softmax has no integer kernel; an integer table has no gradient
+            raise ValueError(f"theta must be a floating-point tensor, got dtype {theta.dtype}")
         if not torch.isfinite(theta).all():
             raise ValueError("theta contains NaN or infinite values")
         return theta, True
@@ -436,6 +446,11 @@ def state_clip_maxima(mdp: _mdp.MDP, theta_old, eps: float) -> np.ndarray:
     ``>= 1 + eps`` and every negative-advantage ratio ``<= 1 - eps``; when ``p_G > 1/(1 + eps)`` the
     supremum is smaller and is not attained (prop. ``prop-clip-ratio-escape``). Computed by
     :func:`clip_supremum`.
+
+    A near-deterministic ``theta_old`` (a logit gap above ~745) has old probabilities that underflow
+    to 0. An action of old probability ``p`` adds at most ``(1 + eps) p |A|`` to ``f_s`` whatever
+    ``theta`` is, which is 0 in float64 for those; so each state's supremum is taken over the actions
+    of positive old probability (the others contribute 0), where :func:`clip_supremum` applies.
     """
     eps = _check_eps(eps)
     if not isinstance(mdp, _mdp.MDP):
@@ -443,7 +458,11 @@ def state_clip_maxima(mdp: _mdp.MDP, theta_old, eps: float) -> np.ndarray:
     theta_old = policies.check_theta(theta_old, "theta_old")
     check_shape(theta_old, (mdp.n_states, mdp.n_actions), "theta_old")
     pi_old = policies.probs(theta_old)
-    return clip_supremum(pi_old, _mdp.advantage_values(mdp, pi_old), eps)
+    A = _mdp.advantage_values(mdp, pi_old)
+    support = pi_old > 0.0
+    if support.all():
+        return clip_supremum(pi_old, A, eps)
+    return np.array([clip_supremum(pi_old[s, m][None], A[s, m][None], eps)[0] for s, m in enumerate(support)])
 
 
 def expected_kl_penalty_objective(mdp: _mdp.MDP, theta, theta_old, beta: float):
@@ -475,7 +494,10 @@ def expected_kl_penalty_objective(mdp: _mdp.MDP, theta, theta_old, beta: float):
 @dataclass(frozen=True)
 class ClipBatch:
     """A fixed batch of samples collected with ``pi_old``: integer ``states``, ``actions``,
-    float64 ``advantages`` and ``old_log_probs = log pi_old(a|s)``, all torch tensors of shape ``(N,)``."""
+    float64 ``advantages`` and ``old_log_probs = log pi_old(a|s)``, all torch tensors of shape ``(N,)``.
+
+    Checked on construction: integer (not bool) non-negative indices, finite real floats. The batch
+    does not know ``S`` and ``A``; :func:`run_clip_epochs` checks its indices against the logit table."""
 
     states: torch.Tensor
     actions: torch.Tensor
@@ -488,10 +510,17 @@ class ClipBatch:
             v = getattr(self, name)
             if not isinstance(v, torch.Tensor) or v.ndim != 1 or v.shape[0] != n or n == 0:
                 raise ValueError(f"{name} must be a non-empty 1-D torch tensor of the batch length")
-        if self.states.is_floating_point() or self.actions.is_floating_point():
-            raise ValueError("states and actions must be integer tensors")
+        for name in ("states", "actions"):
+            v = getattr(self, name)
+            if v.is_floating_point() or v.is_complex() or v.dtype == torch.bool:
+                raise ValueError(f"states and actions must be integer tensors, got {name} of dtype {v.dtype}")
+            if int(v.min()) < 0:
+                raise ValueError(f"{name} must be non-negative indices, got a minimum of {int(v.min())}")
         for name in ("advantages", "old_log_probs"):
-            if not torch.isfinite(getattr(self, name)).all():
+            v = getattr(self, name)
+            if not v.is_floating_point():
+                raise ValueError(f"{name} must be a real floating-point tensor, got dtype {v.dtype}")
+            if not torch.isfinite(v).all():
                 raise ValueError(f"{name} contains NaN or infinite values")
 
     def __len__(self) -> int:
@@ -559,15 +588,30 @@ def run_clip_epochs(
     B = check_positive_int(minibatch_size, "minibatch_size")
     if not isinstance(batch, ClipBatch):
         raise ValueError(f"batch must be a ClipBatch, got {type(batch).__name__}")
-    if not (isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    lr = check_real(lr, "lr", 0.0, low_open=True)
     if objective not in ("clip", "cpi", "kl"):
         raise ValueError(f"objective must be 'clip', 'cpi' or 'kl', got {objective!r}")
-    if not (isinstance(beta, (int, float)) and np.isfinite(beta) and beta >= 0):
-        raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
+    beta = check_real(beta, "beta", 0.0)
+    check_callable(logits_fn, "logits_fn")
     w = torch.tensor(as_float_array(params, "params"), dtype=torch.float64, requires_grad=True)
     with torch.no_grad():
-        logits_old = logits_fn(w).detach().clone()
+        logits_old = logits_fn(w)
+        if not isinstance(logits_old, torch.Tensor) or logits_old.ndim != 2 or not logits_old.is_floating_point():
+            got = (
+                f"shape {tuple(logits_old.shape)}, dtype {logits_old.dtype}"
+                if isinstance(logits_old, torch.Tensor)
+                else type(logits_old).__name__
+            )
+            raise ValueError(f"logits_fn(params) must be an (S, A) floating-point tensor of logits, got {got}")
+        need = (int(batch.states.max()) + 1, int(batch.actions.max()) + 1)
+        if logits_old.shape[0] < need[0] or logits_old.shape[1] < need[1]:
+            raise ValueError(
+                f"params gives a logit table logits_fn(params) of shape {tuple(logits_old.shape)}, too small for the "
+                f"batch (its states and actions need at least {need})"
+            )
+        if not torch.isfinite(logits_old).all():
+            raise ValueError("params gives non-finite logits logits_fn(params)")
+        logits_old = logits_old.detach().clone()
     old_dist_all = torch.distributions.Categorical(logits=logits_old)
 
     def batch_objective(idx):

@@ -38,7 +38,7 @@ import torch
 from . import mdp as _mdp
 from . import policies as _policies
 from .gradients import score_contraction
-from ._validate import as_float_array, check_gamma, check_positive_int, check_shape
+from ._validate import as_float_array, check_gamma, check_mdp, check_positive_int, check_shape
 
 __all__ = [
     "gae",
@@ -139,7 +139,7 @@ def _prepare(rewards, values, next_values, terminated, episode_end):
     _check_shapes(out)
     floats = {}
     for name in _FLOAT_NAMES:
-        if np.iscomplexobj(out[name]):
+        if np.iscomplexobj(out[name]) or out[name].dtype == np.bool_:
             raise ValueError(f"{name} must hold real numbers, got dtype {out[name].dtype}")
         x = out[name].astype(np.float64)
         if not np.all(np.isfinite(x)):
@@ -348,22 +348,36 @@ def tabular_gae_moments(mdp: _mdp.MDP, pi, values, lam):
       ``second(s, a) = b(s, a) + c^2 P(.|s, a) . q``.
 
     Returns ``(mean, variance)``, both of shape ``(S, A)``, with ``variance = second - mean^2``.
+    A sparse ``mdp`` is densified (:meth:`pgbook.mdp.MDP.as_dense`). Rewards or values beyond
+    ``1e100`` in magnitude are scaled by a power of two first (exact), so that the squares inside the
+    second moment do not overflow into ``inf - inf``; a variance beyond float64 is then ``inf``.
     """
+    mdp = check_mdp(mdp)
     pi = _mdp.check_policy(mdp, pi)
     V = as_float_array(values, "values", ndim=1)
     check_shape(V, (mdp.n_states,), "values")
     lam = _check_lam(lam)
+    return _gae_moments(mdp.as_dense(), pi, V, lam, second_moment=True)
+
+
+def _gae_moments(mdp: _mdp.MDP, pi: np.ndarray, V: np.ndarray, lam: float, second_moment: bool):
+    """:func:`tabular_gae_moments` on validated input (a dense ``mdp``); ``(mean, variance or None)``."""
+    scale = max(float(np.abs(mdp.R).max()), float(np.abs(V).max()))
+    k = 2.0 ** int(np.frexp(scale)[1]) if scale > 1e100 else 1.0  # a power of two: scaling is exact
+    R, V = mdp.R / k, V / k
     S = mdp.n_states
     c = mdp.gamma * lam
-    delta = mdp.R[:, :, None] + mdp.gamma * V[None, None, :] - V[:, None, None]  # (S, A, S')
+    delta = R[:, :, None] + mdp.gamma * V[None, None, :] - V[:, None, None]  # (S, A, S')
     dbar = np.einsum("sat,sat->sa", mdp.P, delta)
     P_pi = _mdp.policy_transition_matrix(mdp, pi)
     m = np.linalg.solve(np.eye(S) - c * P_pi, (pi * dbar).sum(1))
     mean = dbar + c * mdp.P @ m
+    if not second_moment:
+        return k * mean, None
     b = np.einsum("sat,sat->sa", mdp.P, delta**2 + 2.0 * c * delta * m[None, None, :])
     q = np.linalg.solve(np.eye(S) - c**2 * P_pi, (pi * b).sum(1))
     second = b + c**2 * mdp.P @ q
-    return mean, second - mean**2
+    return k * mean, k * (k * (second - mean**2))
 
 
 def gae_policy_gradient(mdp: _mdp.MDP, theta, values, lam) -> np.ndarray:
@@ -375,9 +389,13 @@ def gae_policy_gradient(mdp: _mdp.MDP, theta, values, lam) -> np.ndarray:
     (:func:`pgbook.gradients.score_contraction`). Equal to :func:`pgbook.gradients.policy_gradient` exactly when the
     estimator is unbiased for the gradient.
     """
+    mdp = check_mdp(mdp)
     theta = _policies.check_theta(theta)
     check_shape(theta, (mdp.n_states, mdp.n_actions), "theta")
     pi = _policies.probs(theta)
-    mean, _ = tabular_gae_moments(mdp, pi, values, lam)
+    V = as_float_array(values, "values", ndim=1)
+    check_shape(V, (mdp.n_states,), "values")
+    lam = _check_lam(lam)
+    mean, _ = _gae_moments(mdp.as_dense(), pi, V, lam, second_moment=False)
     eta = _mdp.discounted_visits(mdp, pi)
     return score_contraction(pi, eta, mean)

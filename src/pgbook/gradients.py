@@ -138,6 +138,8 @@ def finite_difference_gradient(f: Callable[[np.ndarray], object], x, eps: float 
     ``np.shape(f(x)) + x.shape`` (the Jacobian; for a scalar ``f``, the gradient). With an
     exactly computed ``f`` the error is ``O(eps^2)`` truncation plus ``O(machine eps / eps)``
     rounding, about ``1e-10`` relative for ``eps = 1e-5`` on the objectives of this book.
+    ``ValueError`` naming ``f`` (and ``x``, ``eps``) when a value of ``f`` at ``x`` or ``x +- eps e_i``
+    is not finite (e.g. ``f`` overflows for an ``x`` or an ``eps`` too large for it).
     """
     x = as_float_array(x, "x")
     if not callable(f):
@@ -145,12 +147,22 @@ def finite_difference_gradient(f: Callable[[np.ndarray], object], x, eps: float 
     if isinstance(eps, bool) or not (isinstance(eps, numbers.Real) and np.isfinite(eps) and eps > 0):
         raise ValueError(f"eps must be a positive finite number, got {eps!r}")
     eps = float(eps)
-    out_shape = np.shape(f(x))
+
+    def f_at(point, where):
+        value = np.asarray(f(point), dtype=float)
+        if not np.all(np.isfinite(value)):
+            raise ValueError(
+                f"f({where}) is not finite: f must be finite at x and x +- eps e_i, so x or eps is too large "
+                "for f (or f overflows there)"
+            )
+        return value
+
+    out_shape = np.shape(f_at(x, "x"))
     grad = np.zeros(out_shape + x.shape)
     for i in np.ndindex(x.shape):
         step = np.zeros_like(x)
         step[i] = eps
-        diff = (np.asarray(f(x + step), dtype=float) - np.asarray(f(x - step), dtype=float)) / (2.0 * eps)
+        diff = (f_at(x + step, f"x + eps e_{i}") - f_at(x - step, f"x - eps e_{i}")) / (2.0 * eps)
         grad[(Ellipsis,) + i] = diff
     return grad
 

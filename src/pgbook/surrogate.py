@@ -55,13 +55,16 @@ checked against ``grad J`` and shown to fail.
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 import torch
 
 from . import mdp as _mdp
 from . import policies
 from .gradients import check_theta_tensor, score_contraction
-from ._validate import as_float_array, check_distribution, check_positive_int, check_seed, check_shape
+from ._validate import as_float_array, check_distribution, check_positive_int, check_real, check_seed, check_shape
 
 __all__ = [
     "cpi_objective",
@@ -193,13 +196,28 @@ def policy_segment_return(mdp: _mdp.MDP, theta, theta_old, t: float) -> float:
     For ``t`` in ``[0, 1]`` the mixture is a policy; slightly outside, with ``pi_old > 0``, it still
     is, so a central difference at ``t = 0`` is defined. Its derivative at ``t = 0`` is
     ``L^CPI(theta)``: ``L^CPI`` is the first-order Taylor term of ``J`` in the policy table.
+    A ``t`` for which some entry of the mixture is negative raises ``ValueError`` naming ``t``, with
+    the interval of ``t`` that gives a policy.
     """
     _check_mdp(mdp)
     theta = _theta_for(mdp, theta, "theta")
     theta_old = _theta_for(mdp, theta_old, "theta_old")
-    if not (isinstance(t, (int, float)) and np.isfinite(t)):
+    if isinstance(t, (bool, np.bool_)) or not isinstance(t, numbers.Real) or not np.isfinite(float(t)):
         raise ValueError(f"t must be a finite number, got {t!r}")
-    pi_t = (1.0 - t) * policies.probs(theta_old) + t * policies.probs(theta)
+    t = float(t)
+    p, q = policies.probs(theta_old), policies.probs(theta)
+    pi_t = (1.0 - t) * p + t * q
+    if np.any(pi_t < 0.0):
+        # p + t (q - p) >= 0 entrywise: t >= -p / (q - p) where q > p, t <= p / (p - q) where q < p
+        up, down = q > p, q < p
+        t_lo = float(np.max(-p[up] / (q[up] - p[up]))) if up.any() else -math.inf
+        t_hi = float(np.min(p[down] / (p[down] - q[down]))) if down.any() else math.inf
+        if not (t_lo <= t <= t_hi):
+            raise ValueError(
+                f"t must keep the mixture (1 - t) pi_old + t pi_theta a policy (no negative probabilities): "
+                f"t in [{t_lo:.6g}, {t_hi:.6g}], got {t!r}"
+            )
+        pi_t = np.maximum(pi_t, 0.0)  # rounding at the ends of the interval
     return _mdp.expected_return(mdp, pi_t)
 
 
@@ -367,9 +385,7 @@ def trap_chain_mdp(length: int, bonus: float, penalty: float, gamma: float) -> _
     between the bonus early in the chain and the penalty at its end.
     """
     k = check_positive_int(length, "length")
-    for name, value in (("bonus", bonus), ("penalty", penalty)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-            raise ValueError(f"{name} must be a finite number, got {value!r}")
+    bonus, penalty = check_real(bonus, "bonus"), check_real(penalty, "penalty")
     n = k + 1
     P = np.zeros((n, 2, n))
     R = np.zeros((n, 2))
@@ -507,10 +523,7 @@ def random_sparse_mdp(n_states: int, n_actions: int, gamma: float, seed: int, co
     A = check_positive_int(n_actions, "n_actions")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed must be an integer, got {seed!r}")
-    if isinstance(concentration, bool) or not isinstance(concentration, (int, float)) or not (
-        np.isfinite(concentration) and concentration >= 0.01
-    ):
-        raise ValueError(f"concentration must be a finite number >= 0.01, got {concentration!r}")
+    concentration = check_real(concentration, "concentration", 0.01)
     rng = np.random.default_rng(check_seed(seed))
     P = rng.dirichlet(np.full(S, float(concentration)), size=(S, A))
     R = rng.standard_normal((S, A))

@@ -52,7 +52,8 @@ stationary distribution — the on-policy distribution of Sutton and Barto (2018
 Under it ``T^n`` is a ``gamma^n``-contraction in the ``D``-weighted norm, so the TD fixed point
 exists, is unique and the expected semi-gradient update converges to it also with features
 (Tsitsiklis and Van Roy, 1997). Any other full-support ``d`` may be passed as ``weights``.
-Continuing MDPs only (no terminal states).
+Continuing MDPs only (no terminal states). A sparse MDP is densified
+(:meth:`pgbook.mdp.MDP.as_dense`; ``ValueError`` naming ``mdp`` when it is too large for that).
 """
 
 from __future__ import annotations
@@ -72,11 +73,13 @@ __all__ = [
 ]
 
 
-def _check_continuing(mdp: _mdp.MDP) -> None:
+def _check_continuing(mdp: _mdp.MDP) -> _mdp.MDP:
+    """``mdp``, checked to be a continuing MDP, with a dense ``P`` (the functions here need the array)."""
     if not isinstance(mdp, _mdp.MDP):
         raise ValueError(f"mdp must be a pgbook.mdp.MDP, got {type(mdp).__name__}")
     if mdp.terminal is not None:
         raise ValueError("mdp must be continuing (no terminal states): the fixed points here are for a continuing MDP")
+    return mdp.as_dense()
 
 
 def on_policy_distribution(mdp: _mdp.MDP, pi) -> np.ndarray:
@@ -85,7 +88,7 @@ def on_policy_distribution(mdp: _mdp.MDP, pi) -> np.ndarray:
     Raises ``ValueError`` when it is not unique (the chain under ``pi`` has more than one closed
     class).
     """
-    _check_continuing(mdp)
+    mdp = _check_continuing(mdp)
     P_pi = _mdp.policy_transition_matrix(mdp, pi)
     S = mdp.n_states
     system = np.vstack([np.eye(S) - P_pi.T, np.ones((1, S))])
@@ -98,7 +101,7 @@ def on_policy_distribution(mdp: _mdp.MDP, pi) -> np.ndarray:
 
 
 def _setup(mdp, pi, n, features, weights):
-    _check_continuing(mdp)
+    mdp = _check_continuing(mdp)
     pi = _mdp.check_policy(mdp, pi)
     n = check_positive_int(n, "n")
     S = mdp.n_states
@@ -108,6 +111,12 @@ def _setup(mdp, pi, n, features, weights):
         Phi = as_float_array(features, "features", ndim=2)
         if Phi.shape[0] != S or Phi.shape[1] < 1:
             raise ValueError(f"features must have shape (S, m) = ({S}, m) with m >= 1, got {Phi.shape}")
+        # V = Phi theta depends only on the column space of Phi: columns of extreme magnitude are
+        # rescaled by powers of two (exact), so that the normal equations do not overflow or underflow.
+        col = np.abs(Phi).max(axis=0)
+        extreme = (col > 1e100) | ((col < 1e-100) & (col > 0))
+        if extreme.any():
+            Phi = Phi / np.where(extreme, np.exp2(np.frexp(col)[1].astype(np.float64)), 1.0)
         if np.linalg.matrix_rank(Phi) < Phi.shape[1]:
             raise ValueError("features must have linearly independent columns")
     if weights is None:
@@ -116,7 +125,7 @@ def _setup(mdp, pi, n, features, weights):
         d = as_float_array(weights, "weights", ndim=1)
         check_shape(d, (S,), "weights")
         check_distribution(d, "weights")
-    return pi, n, Phi, d
+    return mdp, pi, n, Phi, d
 
 
 def _solve(lhs: np.ndarray, rhs: np.ndarray, Phi: np.ndarray) -> np.ndarray:
@@ -134,7 +143,7 @@ def _reward_and_chain(mdp: _mdp.MDP, pi: np.ndarray):
 
 def nstep_reward(mdp: _mdp.MDP, pi, n: int) -> np.ndarray:
     """``r^(n)(s) = E[sum_{k<n} gamma^k r_{t+k} | s_t = s] = sum_{k<n} gamma^k (P_pi^k r_pi)(s)``; shape ``(S,)``."""
-    _check_continuing(mdp)
+    mdp = _check_continuing(mdp)
     pi = _mdp.check_policy(mdp, pi)
     n = check_positive_int(n, "n")
     P_pi, r_pi = _reward_and_chain(mdp, pi)
@@ -148,6 +157,7 @@ def nstep_reward(mdp: _mdp.MDP, pi, n: int) -> np.ndarray:
 
 def nstep_bellman(mdp: _mdp.MDP, pi, values, n: int) -> np.ndarray:
     """``(T^n V)(s) = E[G^(n)(V) | s_t = s] = r^(n)(s) + gamma^n (P_pi^n V)(s)``; shape ``(S,)``."""
+    mdp = _check_continuing(mdp)
     pi = _mdp.check_policy(mdp, pi)
     V = as_float_array(values, "values", ndim=1)
     check_shape(V, (mdp.n_states,), "values")
@@ -162,7 +172,7 @@ def semi_gradient_fixed_point(mdp: _mdp.MDP, pi, n: int = 1, features=None, weig
     Solves ``Phi^T D (I - gamma^n P_pi^n) Phi theta = Phi^T D r^(n)``. Tabular values
     (``features=None``) with a full-support ``d`` give ``V^pi``.
     """
-    pi, n, Phi, d = _setup(mdp, pi, n, features, weights)
+    mdp, pi, n, Phi, d = _setup(mdp, pi, n, features, weights)
     P_pi, _ = _reward_and_chain(mdp, pi)
     g_n = mdp.gamma**n
     M = np.linalg.matrix_power(P_pi, n)
@@ -194,7 +204,7 @@ def residual_gradient_fixed_point(mdp: _mdp.MDP, pi, n: int = 1, features=None, 
     residual-gradient descent converges — is biased away from ``V^pi`` (double-sampling bias).
     Returns ``V = Phi theta``.
     """
-    pi, n, Phi, d = _setup(mdp, pi, n, features, weights)
+    mdp, pi, n, Phi, d = _setup(mdp, pi, n, features, weights)
     P_pi, _ = _reward_and_chain(mdp, pi)
     gn = mdp.gamma**n
     M = np.linalg.matrix_power(P_pi, n)
@@ -213,7 +223,7 @@ def msbe_minimiser(mdp: _mdp.MDP, pi, n: int = 1, features=None, weights=None) -
     The residual gradient with the *expected* target (two independent next-state samples).
     Tabular: ``V^pi``.
     """
-    pi, n, Phi, d = _setup(mdp, pi, n, features, weights)
+    mdp, pi, n, Phi, d = _setup(mdp, pi, n, features, weights)
     P_pi, _ = _reward_and_chain(mdp, pi)
     B = (np.eye(mdp.n_states) - mdp.gamma**n * np.linalg.matrix_power(P_pi, n)) @ Phi
     D = np.diag(d)
