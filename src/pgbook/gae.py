@@ -185,6 +185,10 @@ def gae(rewards, values, next_values, terminated, episode_end, gamma, lam):
     ----------
     rewards, values, next_values : arrays of shape ``(T,)`` or ``(T, n_envs)``
         r_t, V(s_t) and V(s_{t+1}) (for a truncated step, V of the true final observation).
+        Time is the *first* axis, as in a rollout buffer filled step by step: an array laid out
+        ``(n_envs, T)`` is read as ``T = n_envs`` steps of ``T`` environments and gives wrong
+        advantages without any error (no shape check can tell the two apart when both are 2-D);
+        transpose it first.
     terminated, episode_end : boolean (or 0/1) arrays of the same shape
         s_{t+1} terminal (no bootstrap); step t ended its episode (termination or truncation).
     gamma, lam : floats in [0, 1]
