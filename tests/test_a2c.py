@@ -157,7 +157,7 @@ def test_value_loss_is_a_semi_gradient():
 
 @pytest.mark.claim("eq-a2c-total-loss", "err-a2c-critic-update", how="autograd")
 def test_total_loss_splits_into_actor_and_critic_parts():
-    """grad_theta L = grad_theta(L_policy - c2 H) and grad_phi L = c1 grad_phi L_value (the notes' update rules)."""
+    """grad_theta L = grad_theta(L_policy - c2 S) and grad_phi L = c1 grad_phi L_value (the updates the notes intend)."""
     model, obs, next_obs, actions, rewards = _batch(seed=2)
     c1, c2 = 0.5, 0.01
     logits, values = model(obs)
@@ -182,7 +182,7 @@ def _descent_step(loss_fn, model, lr=1e-2):
 @pytest.mark.claim("eq-a2c-total-loss", how="autograd")
 @pytest.mark.parametrize("seed", range(5))
 def test_descent_step_raises_logprob_of_good_actions_and_entropy(seed):
-    """A small SGD step on L = L_policy + c1 L_value - c2 H raises log pi of an A>0 action and H; the flipped signs lower both."""
+    """A small SGD step on L = L_policy + c1 L_value - c2 S raises log pi of an A>0 action and S; the flipped signs lower both."""
     torch.manual_seed(seed)
     model = common.ActorCritic(5, 3, (16, 16), orthogonal_init=False)
     with torch.no_grad():

@@ -493,7 +493,7 @@ def test_coordinate_baseline_minimises_each_coordinate(S, A, gamma, seed):
         rtol=1e-10,
         atol=1e-13,
     )
-    # b* is the c-weighted average of b°, the gap is sum_i c_i (b* - b°_i)^2, and the softmax closed form
+    # b* is the omegabar-weighted average of b°, the gap is sum_i omegabar_i (b* - b°_i)^2, and the softmax closed form
     c = np.einsum("sa,sai->si", pi, np.stack([policies.score(theta)[s, :, s, :] for s in range(S)]) ** 2)
     np.testing.assert_allclose((c * b_coord).sum(1) / c.sum(1), b_star, rtol=1e-10, atol=1e-12)
     gap = B.state_estimator_variance(mdp, theta, b_star) - B.coordinate_baseline_variance(mdp, theta, b_coord)
@@ -510,7 +510,7 @@ def test_coordinate_baseline_minimises_each_coordinate(S, A, gamma, seed):
 @settings(max_examples=30, deadline=None)
 @given(st.tuples(st.integers(1, 4), st.integers(2, 5), st.sampled_from([0.5, 0.9, 0.99]), st.integers(0, 10_000)))
 def test_coordinate_baseline_variance_is_a_separable_quadratic(c):
-    """Var_s(b) = Var_s(b°) + sum_i c_i (b_i - b°_i)^2 for random vectors b, so Var_s(b°) <= Var_s(b*) <= Var_s(V)."""
+    """Var_s(b) = Var_s(b°) + sum_i omegabar_i (b_i - b°_i)^2 for random vectors b, so Var_s(b°) <= Var_s(b*) <= Var_s(V)."""
     S, A, gamma, seed = c
     mdp, theta = _case(S, A, gamma, seed)
     pi = policies.probs(theta)

@@ -162,7 +162,7 @@ def test_bad_input():
 
 @pytest.mark.claim("rem-return-given-sa", "err-return-given-sa", how="enumeration")
 def test_expected_return_given_state_action_is_not_q():
-    """E[R(tau)|s_1,a_1] = E[r_0|s_1,a_1] + gamma Q_1(s_1,a_1) exactly, and differs from Q_1."""
+    """E[R(tau)|s_1,a_1] = E[r_0|s_1,a_1] + gamma Q^(3)(s_1,a_1) exactly, and differs from Q^(3)."""
     mdp, theta = case(2, 2, 0.9, 0)
     pi = policies.probs(theta)
     H = 4

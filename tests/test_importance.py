@@ -675,7 +675,7 @@ _SLIP_CASES = {"fork": lambda: _fork_mdp(0.9), "random-3x2": lambda: M.random_md
 @pytest.mark.claim("err-is-discount", "err-pg-no-discount", "rem-is-discount-slip", how="exact")
 @pytest.mark.parametrize("name", sorted(_SLIP_CASES))
 def test_dropping_gamma_t_rescales_each_state(name):
-    """At theta_old, state weights without gamma^t rescale state s's block of grad J by w_T(s)/eta(s)."""
+    """At theta_old, state weights without gamma^t rescale state s's block of grad J by etabar_T(s)/eta(s)."""
     mdp = _SLIP_CASES[name]()
     theta_old = random_theta(mdp.n_states, mdp.n_actions, 0, 2.0)
     exact = G.policy_gradient(mdp, theta_old)

@@ -50,7 +50,7 @@ def test_gaussian_expected_score_is_zero_symbolically():
 
 @pytest.mark.claim("eq-score-other-sampling", how="sympy")
 def test_expected_score_under_other_distribution_symbolically():
-    """Under q != pi the expected score is q - pi (softmax) and (m-mu)/sigma^2, (tau^2+(m-mu)^2)/sigma^2 - 1 (Gaussian)."""
+    """Under q != pi the expected score is q - pi (softmax) and (mu_q-mu)/sigma^2, (sigma_q^2+(mu_q-mu)^2)/sigma^2 - 1 (Gaussian)."""
     K = 3
     z, pi, _ = F.softmax_score_symbolic(K)
     q = list(sp.symbols("q1:3", positive=True))
@@ -183,7 +183,7 @@ def test_monte_carlo_softmax_scores():
 
 @pytest.mark.claim("thm-score-zero-mean", "eq-score-gaussian", "eq-score-other-sampling", how="Monte Carlo")
 def test_monte_carlo_gaussian_scores():
-    """n=80000, seed 0 (detects a 5% bias with probability 0.99): sampled Gaussian scores average to 0 under the policy, to the symbolic values under N(m, tau^2)."""
+    """n=80000, seed 0 (detects a 5% bias with probability 0.99): sampled Gaussian scores average to 0 under the policy, to the symbolic values under N(mu_q, sigma_q^2)."""
     mu, ls = 0.4, -0.3
     level = 1 - 0.001 / 2
     ci = mean_ci(F.sample_gaussian_scores(mu, ls, 80_000, seed=0), level=level)

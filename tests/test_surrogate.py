@@ -419,7 +419,7 @@ def average_divergence_cases():
 
 @pytest.mark.claim("thm-clip-avg-divergence", how="exact")
 def test_average_divergence_bound_holds_and_wrong_versions_fail():
-    """J - J_old >= L^CPI - 2 gamma eps'/(1-gamma)^2 E_d[TV] (and its KL form) on 1500 pairs; four wrong versions fail on some."""
+    """J - J_old >= L^CPI - 2 gamma eps_Abar/(1-gamma)^2 E_d[TV] (and its KL form) on 1500 pairs; four wrong versions fail on some."""
     wrong = {"no penalty": 0, "one 1/(1-gamma) fewer": 0, "TRPO's C alpha^2 with alpha = E_d[TV]": 0, "eps' -> E_d|abar|": 0}
     count, tightest = 0, 0.0
     for mdp, theta, theta_old in average_divergence_cases():
@@ -521,7 +521,7 @@ def test_average_divergence_bad_input_raises():
 
 @pytest.mark.claim("thm-clip-avg-divergence", how="sympy")
 def test_kl_penalty_floor_is_the_minimum_of_its_quadratic():
-    """Part 2 derived independently: min over x = sqrt(E KL) >= 0 of beta x^2/(1-gamma) - sqrt2 gamma eps' x/(1-gamma)^2 (sympy) equals kl_penalty_floor - J_old."""
+    """Part 2 derived independently: min over x = sqrt(E KL) >= 0 of beta x^2/(1-gamma) - sqrt2 gamma eps_Abar x/(1-gamma)^2 (sympy) equals kl_penalty_floor - J_old."""
     import sympy as sp
 
     x = sp.symbols("x", nonnegative=True)

@@ -183,7 +183,7 @@ MUTANTS: list[Mutant] = [
     Mutant("agent-direction-discounted-visits", "eq-agent-direction", "episodic.py",
            "return _score_sum(theta, episode_visits(mdp, pi), _mdp.advantage_values(mdp, pi))",
            "return _score_sum(theta, _mdp.discounted_visits(mdp, pi), _mdp.advantage_values(mdp, pi))",
-           "the agents' direction with the discounted visitation eta_gamma in place of rho"),
+           "the agents' direction with the discounted visitation eta_gamma in place of eta_1"),
     Mutant("agent-direction-undiscounted-advantage", "prop-agent-direction", "episodic.py",
            "return _score_sum(theta, episode_visits(mdp, pi), _mdp.advantage_values(mdp, pi))",
            "return _score_sum(theta, episode_visits(mdp, pi), _mdp.advantage_values(mdp.with_gamma(1.0), pi))",
