@@ -1,6 +1,7 @@
 """tools/browser_check.py on tiny sites: each defect a reader would see fails its page, a good page
 passes, a page whose MathJax never finishes fails within the time limit instead of hanging the
-check, and a missing Chromium or site is one line with exit status 2.
+check, and a missing Chromium or site is one line with exit status 2. A claim label is a finding
+in prose and in what a code cell printed, not in the code itself.
 
 The pages below imitate what MathJax leaves in the page (``mjx-container`` / ``mjx-math`` elements
 and the theme's overflow rules), so the tests need neither MathJax nor the built book. All pages
@@ -58,7 +59,17 @@ RAW_TEX = HEAD + (
     + "<style>.toggle-hidden{visibility:hidden}</style>"  # sphinx-togglebutton's collapsed solution
     + "<div class='solution toggle toggle-hidden'><p>a collapsed solution: eq-in-solution</p></div>"
 ) + TAIL
-RAW_LABEL = HEAD + "<p>As shown in eq-clip-dr and (thm-pg-main), see <code>eq-in-code</code>.</p>" + TAIL
+# a code cell as Jupyter Book renders it: the source (labels in code are fine) and what it printed
+# (a label there is raw), one line coloured by ANSI codes, which split it into spans
+CELL = (
+    "<div class='cell docutils container'><div class='cell_input docutils container'>"
+    "<div class='highlight-ipython3 notranslate'><div class='highlight'><pre><span></span>"
+    "glue(<span class='s2'>'eq-glue-name'</span>, x)\nprint(<span class='s2'>'eq-in-source: ...'</span>)</pre></div></div></div>"
+    "<div class='cell_output docutils container'><div class='output stream highlight-myst-ansi notranslate'>"
+    "<div class='highlight'><pre><span></span>first line\neq-in-output: max error &lt; 1e-8\n"
+    "<span class='ansi-green-fg'>prop</span>-in-colour holds: True</pre></div></div></div></div>"
+)
+RAW_LABEL = HEAD + "<p>As shown in eq-clip-dr and (thm-pg-main), see <code>eq-in-code</code>.</p>" + CELL + TAIL
 KNOWN = HEAD + "<p>A tolerated eq-known-label.</p>" + TAIL
 HANGS = """<html><head><script>window.MathJax = {startup: {promise: new Promise(() => {})}};</script></head>
 <body><span class="math">x</span></body></html>"""
@@ -167,11 +178,15 @@ def test_raw_tex_in_text_fails_including_closed_dropdowns_and_solutions_but_not_
 
 
 @needs_chromium
-def test_raw_claim_labels_in_text_fail_but_not_in_code(report):
+def test_raw_claim_labels_in_text_and_code_output_fail_but_not_in_code(report):
     _, pages, _ = report
     lines = findings(pages, "rawlabel.html", "raw-label")
-    assert [line.split(":")[1].strip() for line in lines] == ["eq-clip-dr", "thm-pg-main"], lines
+    # eq-in-code, and eq-glue-name / eq-in-source in the cell's source, are code: not findings
+    assert [line.split(":")[1].strip() for line in lines] == ["eq-clip-dr", "thm-pg-main", "eq-in-output", "prop-in-colour"], lines
     assert all("at 1280/390 px" in line for line in lines)
+    output = "printed in a code cell's output: "
+    assert lines[2].endswith(output + '"eq-in-output: max error < 1e-8"'), lines[2]
+    assert lines[3].endswith(output + '"prop-in-colour holds: True"'), lines[3]  # one line across colour spans
 
 
 @needs_chromium

@@ -32,7 +32,10 @@ At each width (``WIDTHS``):
   MathJax's own containers are not text. Unparsed MyST markup counts too: a code fence
   (three backticks) or a ``{directive}``/``{role}`` name printed as text;
 * ``raw-label``: a claim label (``eq-clip-dr``, ``thm-...``) printed in visible text outside code,
-  where a reader expects a number such as "(7.3)" or "Theorem 6.2".
+  where a reader expects a number such as "(7.3)" or "Theorem 6.2". What a code cell printed
+  (its output area, ``div.cell_output``) counts as text here, though it is set in ``<pre>``: print a
+  description of the quantity and point to the equation from the prose. The cell's source
+  (``div.cell_input``) stays exempt.
 
 A finding is named by page, kind and what it is about (an equation's label, or the first 60
 characters of its TeX; the offending text); ``KNOWN_FINDINGS`` lists temporarily tolerated ones
@@ -184,6 +187,7 @@ LAYOUT_JS = """
     }
     out.push(['page-wide', 'page', `${docWidth} px wide in a ${vw} px viewport: ${culprits.join('; ')}`]);
   }
+  const OUTPUT_AREAS = '.cell_output, div.output';
   const skip = 'script, style, noscript, template, textarea, pre, code, kbd, samp, tt, mjx-container, .math, .MathJax, .highlight';
   const texRe = new RegExp(rawTex), labelRe = new RegExp(rawLabel, 'g');
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
@@ -208,6 +212,18 @@ LAYOUT_JS = """
     }
     for (const lm of t.matchAll(labelRe)) {
       if (!seen.has(lm[0])) { seen.add(lm[0]); out.push(['raw-label', lm[0], `printed in: "${short(t)}"`]); }
+    }
+  }
+  // what a code cell printed (Jupyter Book's div.cell_output: streams, results, tracebacks) is text
+  // the reader reads, although it is set in <pre>: a label there is raw too. The source shown above
+  // it (div.cell_input) stays exempt: labels in code (glue names, test ids) are fine. innerText is
+  // the rendered text, whole lines even where ANSI colours split them into spans.
+  for (const o of document.querySelectorAll(OUTPUT_AREAS)) {
+    if (!shown(o) || (o.parentElement && o.parentElement.closest(OUTPUT_AREAS))) continue;
+    for (const line of o.innerText.split('\\n')) {
+      for (const lm of line.matchAll(labelRe)) {
+        if (!seen.has(lm[0])) { seen.add(lm[0]); out.push(['raw-label', lm[0], `printed in a code cell's output: "${short(line)}"`]); }
+      }
     }
   }
   return out;
