@@ -19,7 +19,7 @@ JOBS     ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; ech
 XDIST    = $(if $(filter-out 1,$(JOBS)),-n $(JOBS),-p no:xdist)
 XDIST_NB = $(if $(filter-out 1,$(JOBS)),-n $(JOBS) --dist loadfile,-p no:xdist)
 
-.PHONY: book test setup unit ledger markers nbval build-strict browser portability mutants lab bench clean
+.PHONY: book test setup unit ledger markers nbval build-strict browser screenshots portability mutants lab bench clean
 
 setup: $(STAMP) $(MATHJAX)
 
@@ -61,9 +61,18 @@ build-strict: setup ledger
 	$(PY) tools/ledger.py --verify-html _build/html
 	@echo "The book: $(CURDIR)/$(INDEX)"
 
+# Chromium for the check, and a CJK font so that screenshots show the notes' Chinese quotes
+CHROMIUM_READY = { test -x /usr/bin/chromium && fc-list :lang=zh 2>/dev/null | grep -q .; } || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
+
 browser: $(STAMP)
-	test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+	$(CHROMIUM_READY)
 	$(PY) tools/browser_check.py _build/html
+
+# the same check, also saving a full-page screenshot of every page at 1280 and 390 px into
+# _build/screenshots/ (CI keeps them; about 80 s, so not part of make test)
+screenshots: $(STAMP)
+	$(CHROMIUM_READY)
+	$(PY) tools/browser_check.py _build/html --screenshots _build/screenshots
 
 # unit tests and nbval again with OPENBLAS_CORETYPE / ATEN_CPU_CAPABILITY switched (tools/portability.py)
 portability: $(STAMP)
