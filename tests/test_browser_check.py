@@ -1,7 +1,8 @@
 """tools/browser_check.py on tiny sites: each defect a reader would see fails its page, a good page
 passes, a page whose MathJax never finishes fails within the time limit instead of hanging the
 check, and a missing Chromium or site is one line with exit status 2. A claim label is a finding
-in prose and in what a code cell printed, not in the code itself.
+in prose and in what a code cell printed, not in the code itself. An image a code cell drew must be
+a figure with a caption.
 
 The pages below imitate what MathJax leaves in the page (``mjx-container`` / ``mjx-math`` elements
 and the theme's overflow rules), so the tests need neither MathJax nor the built book. All pages
@@ -70,6 +71,26 @@ CELL = (
     "<span class='ansi-green-fg'>prop</span>-in-colour holds: True</pre></div></div></div></div>"
 )
 RAW_LABEL = HEAD + "<p>As shown in eq-clip-dr and (thm-pg-main), see <code>eq-in-code</code>.</p>" + CELL + TAIL
+# a 1 x 1 PNG: images must load, and a data: URL is not a request to another host
+PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+# a code cell's image output as myst-nb renders it with mystnb.figure caption and name ...
+CAPTIONED_CELL = (
+    "<div class='cell docutils container'><div class='cell_output docutils container'>"
+    "<figure class='align-default' id='fig-good'><img alt='captioned-plot' src='" + PNG + "'/>"
+    "<figcaption><p><span class='caption-number'>Fig. 1.1 </span><span class='caption-text'>What is plotted.</span>"
+    "</p></figcaption></figure></div></div>"
+)
+GOOD = GOOD.replace(TAIL, CAPTIONED_CELL + "<p><img alt='prose-image' src='" + PNG + "'/> an image outside a cell is not a figure.</p>" + TAIL)
+# ... and without: a bare image output, a figure without a caption, a figure whose caption is only its number
+FIGURES = HEAD + (
+    "<div class='cell docutils container'><div class='cell_output docutils container'>"
+    "<img alt='uncaptioned-plot' src='" + PNG + "'/></div></div>"
+    "<div class='cell docutils container'><div class='cell_output docutils container'>"
+    "<figure id='fig-no-caption'><img src='" + PNG + "'/></figure></div></div>"
+    "<div class='cell docutils container'><div class='cell_output docutils container'>"
+    "<figure id='fig-empty'><img alt='empty-caption-plot' src='" + PNG + "'/><figcaption><p>"
+    "<span class='caption-number'>Fig. 1.2 </span><span class='caption-text'> </span></p></figcaption></figure></div></div>"
+) + TAIL
 KNOWN = HEAD + "<p>A tolerated eq-known-label.</p>" + TAIL
 HANGS = """<html><head><script>window.MathJax = {startup: {promise: new Promise(() => {})}};</script></head>
 <body><span class="math">x</span></body></html>"""
@@ -80,6 +101,7 @@ PAGES = {
     "pagewide.html": PAGE_WIDE,
     "rawtex.html": RAW_TEX,
     "rawlabel.html": RAW_LABEL,
+    "figures.html": FIGURES,
     "known.html": KNOWN,
     "hangs.html": HANGS,
 }
@@ -132,7 +154,7 @@ def test_a_good_page_passes_at_both_widths(report):
     assert status == 1  # the broken pages fail the run
     assert pages["good.html"][0].startswith("ok   good.html: 2 math"), pages["good.html"]
     assert len(pages["good.html"]) == 1, pages["good.html"]  # no finding, not even a tolerated one
-    assert "8 pages at 1280 px and 390 px" in text
+    assert "9 pages at 1280 px and 390 px" in text
 
 
 @needs_chromium
@@ -187,6 +209,19 @@ def test_raw_claim_labels_in_text_and_code_output_fail_but_not_in_code(report):
     output = "printed in a code cell's output: "
     assert lines[2].endswith(output + '"eq-in-output: max error < 1e-8"'), lines[2]
     assert lines[3].endswith(output + '"prop-in-colour holds: True"'), lines[3]  # one line across colour spans
+
+
+@needs_chromium
+def test_an_image_output_without_a_caption_fails(report):
+    _, pages, _ = report
+    assert pages["figures.html"][0].startswith("FAIL figures.html"), pages["figures.html"]
+    lines = [line for line in pages["figures.html"] if line.startswith("- figure-caption:")]
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("- figure-caption: uncaptioned-plot: image in a code cell's output not in a <figure>"), lines[0]
+    assert lines[1].startswith("- figure-caption: " + PNG + ": image in a code cell's output its <figure> has no <figcaption>"), lines[1]
+    assert lines[2].startswith("- figure-caption: empty-caption-plot: image in a code cell's output its caption is empty"), lines[2]
+    # the captioned output figure and the image in prose on the good page are fine
+    assert not [line for line in pages["good.html"] if "figure-caption" in line]
 
 
 @needs_chromium

@@ -15,7 +15,10 @@ Once per page:
 * every ``<img>`` loaded (``complete`` with a non-zero natural width);
 * no request to any host other than the local server (the book reads offline);
 * no page error except the allow-listed harmless ones below;
-* every same-site link target exists (no broken internal links).
+* every same-site link target exists (no broken internal links);
+* ``figure-caption``: every image in a code cell's output area (``div.cell_output``) is inside a
+  ``<figure>`` with a non-empty ``<figcaption>`` (myst-nb renders a cell's image output that way when
+  the cell's metadata has ``mystnb.figure.caption``); named by the image's alt text or source.
 
 At each width (``WIDTHS``):
 
@@ -115,7 +118,16 @@ CHECK_JS = """
   const images = Array.from(document.images);
   const broken = images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src);
   const links = Array.from(document.querySelectorAll('a[href]')).map(a => a.href);
-  return {n_math: maths.length, untypeset, errors, n_images: images.length, broken, links};
+  // images a code cell drew, outside a captioned figure: [alt or src, why]
+  const uncaptioned = [];
+  for (const img of document.querySelectorAll('.cell_output img, div.output img')) {
+    const fig = img.closest('figure');
+    const cap = fig ? fig.querySelector('figcaption') : null;
+    const text = cap ? (cap.querySelector('.caption-text') || cap).textContent.trim() : '';
+    if (!text) uncaptioned.push([img.getAttribute('alt') || img.getAttribute('src') || '(no src)',
+                                 !fig ? 'not in a <figure>' : !cap ? 'its <figure> has no <figcaption>' : 'its caption is empty']);
+  }
+  return {n_math: maths.length, untypeset, errors, n_images: images.length, broken, links, uncaptioned};
 }
 """
 
@@ -328,6 +340,8 @@ def main(
                 print(f"FAIL {rel}: {failures[-1]}")
                 page.close()
                 continue
+            for what, why in result["uncaptioned"]:
+                findings.setdefault(("figure-caption", what), [f"image in a code cell's output {why} (give the cell mystnb.figure caption and name)", []])
             total_math += result["n_math"]
             if result["n_math"] and not has_mathjax:
                 problems.append("page has math but MathJax did not load")
@@ -352,7 +366,8 @@ def main(
                         problems.append(f"broken internal link: {link}")
             notes, by_wildcard = [], defaultdict(list)
             for (kind, what), (detail, widths) in findings.items():
-                line = f"{kind} at {'/'.join(map(str, widths))} px: {what}: {detail}"
+                at = f" at {'/'.join(map(str, widths))} px" if widths else ""  # width-independent checks: no width
+                line = f"{kind}{at}: {what}: {detail}"
                 if (rel, kind, what) in known:
                     used_known.add((rel, kind, what))
                     notes.append(f"known ({known[(rel, kind, what)]}): {line}")
