@@ -53,6 +53,7 @@ def test_well_formed_ignored_cell_passes(tmp_path):
         ("print(err)", "error 2e-10", "round-off-level number 2e-10"),
         ("print(err)", "relative error 1.2e-09 here", "round-off-level number 1.2e-09"),
         ("print(err < 1e-12)", "max |entry| < 1e-12: True\n", "tolerance check as a boolean"),
+        ("print(bound(err, 1e-15))", "max |entry| < 1e-15\n", "tighter than 1e-12"),
         ("print(err < 1e-12)", "for every action (< 1e-12): False", "tolerance check as a boolean"),
     ],
 )

@@ -17,7 +17,9 @@ check fails (exit status 1, one line per problem) when
   1e-9 or smaller, not preceded by ``<`` or ``≤``): its digits depend on the machine's
   floating-point kernels, so print ``pgbook.reproducibility.bound(error, tol)`` instead;
 * a compared cell prints a bound as a boolean (``< 1e-12: True``): the check is not asserted, so
-  print ``bound(error, tol)``, which asserts, instead.
+  print ``bound(error, tol)``, which asserts, instead;
+* a printed bound is tighter than ``1e-12`` (``< 1e-15``): other CPUs sum in another order (numpy's
+  SIMD reductions, torch's kernels), so such a bound can fail there although nothing is wrong.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ MAX_IGNORED_SHARE = 0.10
 ROUND_OFF = re.compile(r"(?<![\w.])(?P<num>[-+]?\d(?:\.\d+)?e-(?:0?9|[1-9]\d))\b")
 BOUND_BEFORE = re.compile(r"(<|≤|<=)\s*$")
 # "< 1e-12: True", "(< 1e-12): False": a tolerance check printed as a boolean instead of asserted
+TOO_TIGHT = re.compile(r"(<|≤|<=)\s*\d(?:\.\d+)?e-(1[3-9]|[2-9]\d)\b")
 BOOLEAN_BOUND = re.compile(r"(<|≤|<=)\s*\d(?:\.\d+)?e-\d+\)?\s*:\s*(True|False)\b")
 
 
@@ -96,6 +99,12 @@ def check(paths: list[Path]) -> tuple[list[str], int, int]:
                     problems.append(f"{where}: ignored output without an assert of what must hold on every machine")
                 continue
             text = _output_text(cell)
+            tight = TOO_TIGHT.search(text)
+            if tight:
+                problems.append(
+                    f"{where}: prints a bound tighter than 1e-12 ({tight.group(0)!r}) — round-off on another CPU "
+                    "may exceed it; use 1e-12 or looser"
+                )
             boolean = BOOLEAN_BOUND.search(text)
             if boolean:
                 problems.append(
