@@ -74,6 +74,13 @@ screenshots: $(STAMP)
 	$(CHROMIUM_READY)
 	$(PY) tools/browser_check.py _build/html --screenshots _build/screenshots
 
+# every chapter executed outside the checkout: a wheel of pgbook in a fresh virtual environment, each
+# notebook alone in an empty folder, ch00's install cell installing the wheel (tools/outside_checkout.py;
+# about 2-3 minutes, so CI runs it after make test)
+.PHONY: outside
+outside: $(STAMP)
+	$(PY) tools/outside_checkout.py
+
 # unit tests and nbval again with OPENBLAS_CORETYPE / ATEN_CPU_CAPABILITY switched (tools/portability.py)
 portability: $(STAMP)
 	$(PY) tools/portability.py

@@ -15,11 +15,12 @@ The benchmark is seeds 0–4 (:data:`SEEDS`). The CSV files also hold seeds 5–
 run afterwards with the second command above: chapter 10 uses them to check its explanations of
 the two failed runs. A run rewrites only the rows of the (agent, variant, seed) it re-runs.
 
-Writes two small CSV files (committed; chapters 9 and 10 plot them):
+Writes two small CSV files (committed package data: chapters 9 and 10 read them with
+:func:`pgbook.results.read_rows`):
 
-* ``benchmarks/results/cartpole_solve.csv`` — one row per (agent, variant, seed):
+* ``src/pgbook/data/cartpole_solve.csv`` — one row per (agent, variant, seed):
   budget, steps to solve (empty if never), evaluation mean at that point;
-* ``benchmarks/results/cartpole_curves.csv`` — every evaluation of every run (step, mean, std of
+* ``src/pgbook/data/cartpole_curves.csv`` — every evaluation of every run (step, mean, std of
   the 20 greedy returns, mean return of the training episodes that ended since the previous
   evaluation), plus a final evaluation row (``kind = final``). Each evaluation row also says how
   random the policy still is where the greedy policy goes: ``eval_entropy`` is the mean of
@@ -54,7 +55,8 @@ import torch
 from pgbook import a2c, agents_common, ppo, reproducibility
 
 THRESHOLD = 475.0
-RESULTS = Path(__file__).resolve().parent / "results"
+# package data (pgbook.results reads them, so the chapters find them outside a checkout too)
+RESULTS = Path(__file__).resolve().parents[1] / "src" / "pgbook" / "data"
 SOLVE_CSV = RESULTS / "cartpole_solve.csv"
 CURVES_CSV = RESULTS / "cartpole_curves.csv"
 SEEDS = (0, 1, 2, 3, 4)

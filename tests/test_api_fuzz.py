@@ -67,7 +67,7 @@ from hypothesis import strategies as st
 import pgbook
 from pgbook import a2c, agents_common, baselines, clipping, episodic, gae, gradients, gridworld, importance
 from pgbook import mdp as M
-from pgbook import montecarlo, policies, ppo, reproducibility, score_function, surrogate, symbolic
+from pgbook import montecarlo, policies, ppo, reproducibility, results, score_function, surrogate, symbolic
 from pgbook import value_learning
 
 # ============================================================================================
@@ -654,6 +654,9 @@ REGISTRY: dict[str, Fn | NotFuzzed] = {
             for p in ("error", "tol")
         },
     ),
+    # ---- results
+    "results.RESULT_FILES": NotFuzzed("constant: the names of the shipped result files"),
+    "results.read_rows": Fn(results.read_rows, mk(name="cartpole_solve.csv")),
     # ---- score_function
     "score_function.softmax_score_symbolic": Fn(score_function.softmax_score_symbolic, mk(K=2)),
     "score_function.softmax_expected_score_symbolic": Fn(

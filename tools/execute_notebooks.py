@@ -16,6 +16,18 @@ import nbformat
 from nbclient import NotebookClient
 
 
+def coalesce_streams(outputs: list) -> list:
+    """Merge consecutive outputs of the same stream (stdout, stderr) into one."""
+    merged = []
+    for out in outputs:
+        if merged and out.get("output_type") == "stream" and merged[-1].get("output_type") == "stream" \
+                and merged[-1].get("name") == out.get("name"):
+            merged[-1]["text"] += out["text"]
+        else:
+            merged.append(out)
+    return merged
+
+
 def execute(path: Path) -> float:
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
@@ -24,6 +36,9 @@ def execute(path: Path) -> float:
     )
     client.execute()
     elapsed = time.perf_counter() - start
+    for cell in nb.cells:  # one output per stream, however the kernel happened to flush it
+        if cell.cell_type == "code":
+            cell.outputs = coalesce_streams(cell.outputs)
     nb.metadata.pop("widgets", None)
     nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
     nbformat.write(nb, path)

@@ -18,6 +18,7 @@ One module per topic, each naming the chapter and equations it implements:
   A2C and PPO agents on gymnasium and their command line (ch. 9–10).
 * :mod:`pgbook.value_learning` — where the critic converges: the semi-gradient (TD) fixed point
   versus the minimiser of the notes' value loss differentiated as written (ch. 9, errata).
+* :mod:`pgbook.results` — the committed benchmark results chapters 9–10 plot, shipped as package data.
 * :mod:`pgbook.reproducibility` — what a run's exact digits depend on, and round-off printed as
   a checked bound (all chapters; ch. 9–10's remark on determinism).
 
