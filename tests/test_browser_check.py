@@ -92,6 +92,11 @@ FIGURES = HEAD + (
     "<span class='caption-number'>Fig. 1.2 </span><span class='caption-text'> </span></p></figcaption></figure></div></div>"
 ) + TAIL
 KNOWN = HEAD + "<p>A tolerated eq-known-label.</p>" + TAIL
+QUOTES = HEAD + (
+    "<p>The notes say \u201cgood\u201d and (\u201cfine\u201d), and \u201c<span class='math'><mjx-container>x</mjx-container></span>\u201d.</p>"
+    "<p>Wrong: (\u201d<span class='math'><mjx-container>V</mjx-container></span> is updated\u201d).</p>"
+    "<p>Stray: \u201c loose\u201d and \u201ctight \u201d; in code <code>( \u201d</code> is fine.</p>"
+) + TAIL
 HANGS = """<html><head><script>window.MathJax = {startup: {promise: new Promise(() => {})}};</script></head>
 <body><span class="math">x</span></body></html>"""
 PAGES = {
@@ -103,6 +108,7 @@ PAGES = {
     "rawlabel.html": RAW_LABEL,
     "figures.html": FIGURES,
     "known.html": KNOWN,
+    "quotes.html": QUOTES,
     "hangs.html": HANGS,
 }
 KNOWN_FINDINGS = {
@@ -154,7 +160,7 @@ def test_a_good_page_passes_at_both_widths(report):
     assert status == 1  # the broken pages fail the run
     assert pages["good.html"][0].startswith("ok   good.html: 2 math"), pages["good.html"]
     assert len(pages["good.html"]) == 1, pages["good.html"]  # no finding, not even a tolerated one
-    assert "9 pages at 1280 px and 390 px" in text
+    assert "10 pages at 1280 px and 390 px" in text
 
 
 @needs_chromium
@@ -209,6 +215,16 @@ def test_raw_claim_labels_in_text_and_code_output_fail_but_not_in_code(report):
     output = "printed in a code cell's output: "
     assert lines[2].endswith(output + '"eq-in-output: max error < 1e-8"'), lines[2]
     assert lines[3].endswith(output + '"prop-in-colour holds: True"'), lines[3]  # one line across colour spans
+
+
+@needs_chromium
+def test_quotes_facing_the_wrong_way_or_with_a_space_inside_fail(report):
+    _, pages, _ = report
+    lines = findings(pages, "quotes.html", "quote")
+    assert len(lines) == 2, lines  # the closing quote that opens; the paragraph with two stray spaces (first one named)
+    assert any('"(\u201d"' in line for line in lines), lines
+    assert any('Stray: \u201c loose' in line for line in lines), lines
+    assert not findings(pages, "good.html", "quote")
 
 
 @needs_chromium

@@ -38,7 +38,11 @@ At each width (``WIDTHS``):
   where a reader expects a number such as "(7.3)" or "Theorem 6.2". What a code cell printed
   (its output area, ``div.cell_output``) counts as text here, though it is set in ``<pre>``: print a
   description of the quantity and point to the equation from the prose. The cell's source
-  (``div.cell_input``) stays exempt.
+  (``div.cell_input``) stays exempt;
+* ``quote``: a curly quotation mark that faces the wrong way or has a space on its inside, in
+  visible text outside code: a closing quote after a space or an opening parenthesis (Sphinx's
+  smart quotes turn a straight quote before a formula into a closing one), a space after an
+  opening quote or before a closing one.
 
 A finding is named by page, kind and what it is about (an equation's label, or the first 60
 characters of its TeX; the offending text); ``KNOWN_FINDINGS`` lists temporarily tolerated ones
@@ -202,6 +206,8 @@ LAYOUT_JS = """
   const OUTPUT_AREAS = '.cell_output, div.output';
   const skip = 'script, style, noscript, template, textarea, pre, code, kbd, samp, tt, mjx-container, .math, .MathJax, .highlight';
   const texRe = new RegExp(rawTex), labelRe = new RegExp(rawLabel, 'g');
+  // a closing quote that opens (after a space or "("), a space inside a pair of quotes
+  const QUOTE_RE = /[\\s(\\uff08]\\u201d|\\u201c\\s/;
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   const seen = new Set();
   for (let n = walker.nextNode(); n; n = walker.nextNode()) {
@@ -221,6 +227,11 @@ LAYOUT_JS = """
       }
       const what = short(prose.slice(Math.max(0, at - 24), at + 36));
       if (!seen.has(what)) { seen.add(what); out.push(['raw-tex', what, `"${m[0]}" printed as text`]); }
+    }
+    const qm = QUOTE_RE.exec(t);
+    if (qm) {
+      const what = short(t.slice(Math.max(0, qm.index - 24), qm.index + 36));
+      if (!seen.has('quote ' + what)) { seen.add('quote ' + what); out.push(['quote', what, `"${qm[0].trim() || qm[0]}": a quotation mark facing the wrong way or with a space inside`]); }
     }
     for (const lm of t.matchAll(labelRe)) {
       if (!seen.has(lm[0])) { seen.add(lm[0]); out.push(['raw-label', lm[0], `printed in: "${short(t)}"`]); }
