@@ -338,9 +338,14 @@ def main(
                     problems.append(f"MathJax did not finish within {timeout_s:g} s")
                 result = page.evaluate(CHECK_JS)
                 page.evaluate(UNFOLD_JS)
+                # no CSS transitions: after a resize the theme slides its sidebars off-canvas, and a
+                # check or screenshot taken during the slide sees them half over the text (a reader who
+                # loads the page at that width never does)
+                page.add_style_tag(content="*, *::before, *::after { transition: none !important; animation: none !important; }")
                 for width in WIDTHS:
                     if width != WIDTHS[0]:
                         page.set_viewport_size({"width": width, "height": VIEWPORT_HEIGHT[width]})
+                        page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
                     for kind, what, detail in page.evaluate(LAYOUT_JS, [RAW_TEX, RAW_LABEL, width >= DESKTOP]):
                         findings.setdefault((kind, what), [detail, []])[1].append(width)
                     if shots:
