@@ -19,7 +19,7 @@ JOBS     ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; ech
 XDIST    = $(if $(filter-out 1,$(JOBS)),-n $(JOBS),-p no:xdist)
 XDIST_NB = $(if $(filter-out 1,$(JOBS)),-n $(JOBS) --dist loadfile,-p no:xdist)
 
-.PHONY: book test setup unit ledger markers nbval build-strict browser screenshots portability mutants lab bench clean
+.PHONY: book test setup unit ledger markers nbval build-strict browser screenshots pdf portability mutants lab bench clean
 
 setup: $(STAMP) $(MATHJAX)
 
@@ -73,6 +73,37 @@ browser: $(STAMP)
 screenshots: $(STAMP)
 	$(CHROMIUM_READY)
 	$(PY) tools/browser_check.py _build/html --screenshots _build/screenshots
+
+# The PDF edition: XeLaTeX, the LaTeX packages, xeCJK with Noto CJK (the notes' Chinese quotes), the
+# text fonts and poppler (pdftotext & co., for the check), installed from Debian when missing
+PDF_READY = { command -v xelatex && command -v latexmk && command -v xindy && command -v pdftotext && command -v pdftohtml \
+	&& kpsewhich xeCJK.sty ctexhook.sty mathrsfs.sty fncychap.sty tabulary.sty \
+	&& test -n "$$(fc-list 'Noto Serif CJK SC')" && test -n "$$(fc-list FreeSerif)" && test -n "$$(fc-list 'DejaVu Sans Mono')"; } >/dev/null 2>&1 \
+	|| { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	texlive-xetex texlive-latex-extra texlive-lang-chinese texlive-fonts-recommended latexmk xindy \
+	fonts-noto-cjk fonts-freefont-otf fonts-dejavu-core poppler-utils >/dev/null; }
+
+# the whole book as one PDF with Jupyter Book's LaTeX builder (about a minute): _build/latex/
+# policy-gradients-verified.pdf, checked by tools/pdf_check.py (titles, references, raw markup, CJK
+# font, and equation/figure/theorem numbers against the HTML book when it is built), then copied into
+# the HTML book next to its pages, where the navbar's PDF icon links it (so run it after `make book`
+# or `build-strict`: browser_check.py reports the link as broken until the PDF is there)
+pdf: $(STAMP) ledger
+	$(PDF_READY)
+	rm -rf _build/latex
+	start=$$(date +%s)
+	LATEXMKOPTS=-silent $(VENV)/bin/jupyter-book build . --builder pdflatex --quiet || {
+	  grep -h -A10 '^!' _build/latex/*.log 2>/dev/null | head -40 || true
+	  echo "make pdf: the LaTeX build failed (log: _build/latex/policy-gradients-verified.log)" >&2; exit 1; }
+	echo "make pdf: built in $$(( $$(date +%s) - start )) s"
+	$(PY) tools/pdf_check.py _build/latex/policy-gradients-verified.pdf $(if $(wildcard $(INDEX)),--html _build/html)
+	if [ -f $(INDEX) ]; then
+	  for dir in $$(find _build/html -name '*.html' -not -path '*/_*' -printf '%h\n' | sort -u); do
+	    cp _build/latex/policy-gradients-verified.pdf $$dir/
+	  done
+	  echo "make pdf: copied into the HTML book ($(CURDIR)/_build/html)"
+	fi
+	@echo "The PDF: $(CURDIR)/_build/latex/policy-gradients-verified.pdf"
 
 # every chapter executed outside the checkout: a wheel of pgbook in a fresh virtual environment, each
 # notebook alone in an empty folder, ch00's install cell installing the wheel (tools/outside_checkout.py;

@@ -80,7 +80,7 @@ CAPTIONED_CELL = (
     "<figcaption><p><span class='caption-number'>Fig. 1.1 </span><span class='caption-text'>What is plotted.</span>"
     "</p></figcaption></figure></div></div>"
 )
-GOOD = GOOD.replace(TAIL, CAPTIONED_CELL + "<p><img alt='prose-image' src='" + PNG + "'/> an image outside a cell is not a figure.</p>" + TAIL)
+GOOD = GOOD.replace(TAIL, f"<p><a href='{browser_check.PDF_NAME}'>PDF</a></p>" + CAPTIONED_CELL + "<p><img alt='prose-image' src='" + PNG + "'/> an image outside a cell is not a figure.</p>" + TAIL)
 # ... and without: a bare image output, a figure without a caption, a figure whose caption is only its number
 FIGURES = HEAD + (
     "<div class='cell docutils container'><div class='cell_output docutils container'>"
@@ -255,3 +255,16 @@ def test_hanging_mathjax_fails_that_page_in_time_and_the_check_goes_on(report):
     assert pages["hangs.html"][0].startswith("FAIL hangs.html")
     assert f"- MathJax did not finish within {TIMEOUT_S} s" in pages["hangs.html"]
     assert pages["rawlabel.html"]  # pages after it were checked
+
+
+@needs_chromium
+def test_the_pdf_link_is_counted_until_make_pdf_ran_then_it_must_resolve(report, tmp_path, capsys):
+    _, pages, text = report
+    assert "link(s) to the PDF edition, which is not built yet" in text  # GOOD links it; not a problem
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "page.html").write_text(GOOD)
+    (tmp_path / browser_check.PDF_NAME).write_bytes(b"%PDF-1.5")  # built, but not next to book/page.html
+    assert browser_check.main(str(tmp_path), timeout_s=TIMEOUT_S) == 1
+    assert f"broken internal link: " in capsys.readouterr().out
+    (tmp_path / "book" / browser_check.PDF_NAME).write_bytes(b"%PDF-1.5")
+    assert browser_check.main(str(tmp_path), timeout_s=TIMEOUT_S) == 0
