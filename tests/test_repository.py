@@ -50,12 +50,13 @@ def test_a_changed_url_is_reported_everywhere_and_write_fixes_it(copy):
     assert any(p.startswith("README.md") for p in problems) and any(p.startswith("references.bib") for p in problems)
     assert len(repository.write(copy)) == 4  # two notebooks, README, references.bib
     assert repository.check(copy) == []
-    assert "git+https://github.com/someone/fork@v" in (copy / "book" / repository.notebooks(ROOT)[0].name).read_text()
+    assert "git+https://github.com/someone/fork@main" in (copy / "book" / repository.notebooks(ROOT)[0].name).read_text()
 
 
 def test_a_version_bump_without_the_package_is_reported(copy):
     py = copy / "pyproject.toml"
     py.write_text(py.read_text().replace('version = "0.1.0"', 'version = "0.2.0"'))
+    assert len(repository.check(copy)) == 5  # two install cells (they name the version), README, bib, __init__
     repository.write(copy)
     assert repository.check(copy) == ["src/pgbook/__init__.py: __version__ is not pyproject.toml's 0.2.0"]
 

@@ -8,7 +8,8 @@ What a reader in Colab, on Binder or with a downloaded notebook has, rebuilt wit
 1. a wheel of ``pgbook`` is built from this checkout (``pip wheel``);
 2. a fresh virtual environment outside the checkout gets ``pgbook[notebooks]`` from that wheel and
    nothing else: its declared dependencies, at the versions of ``requirements.txt`` (as pip
-   constraints, so torch stays the pinned CPU build). A dependency the chapters use but the
+   constraints: they pin versions, not builds — torch is this machine's CPU wheel because pip finds
+   it first here; on stock PyPI it would be the CUDA build). A dependency the chapters use but the
    package does not declare makes a chapter fail here;
 3. ``pgbook`` is uninstalled again, and ch00 runs with its install cell pointed at the wheel
    instead of the repository tag: the cell must install it and the chapter must then run in the
@@ -16,6 +17,10 @@ What a reader in Colab, on Binder or with a downloaded notebook has, rebuilt wit
 4. every chapter is copied alone into an empty folder and executed there with nbclient in the
    fresh environment (pgbook now installed, so the install cell must print nothing). Nothing of
    the checkout is on the path: data the chapters read must ship inside the package.
+
+What it does not exercise: the install cell's ``git+https`` download (no network here), the
+installation of the dependencies inside a live kernel (they are in place when ch00's cell runs),
+library versions other than the pinned ones (Colab's), and Binder's image build (repo2docker).
 
 Exit status 0 when every chapter ran; the failing cell's error otherwise. About 3 minutes on
 2 cores (most of it executing the chapters, two at a time).
@@ -46,13 +51,15 @@ from nbclient.exceptions import CellExecutionError
 
 path, mark = sys.argv[1], sys.argv[2]
 nb = nbformat.read(path, as_version=4)
+# the kernel must be this fresh environment's Python, not another registered "python3"
+nb.cells.insert(0, nbformat.v4.new_code_cell(f"import sys\nassert sys.prefix == {sys.prefix!r}, sys.prefix"))
 try:
     NotebookClient(nb, timeout=900, kernel_name="python3", record_timing=False,
                    resources={"metadata": {"path": str(__import__("pathlib").Path(path).parent)}}).execute()
 except CellExecutionError as exc:
     print(str(exc)[-3000:])
     sys.exit(1)
-install = next(c for c in nb.cells if c.cell_type == "code")
+install = next(c for c in nb.cells[1:] if c.cell_type == "code")
 if not install.source.startswith(mark):
     sys.exit("the first code cell is not the install cell")
 if sys.argv[3] == "quiet" and install.outputs:
@@ -72,6 +79,10 @@ def clean_env() -> dict[str, str]:
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if not p.startswith(str(ROOT)))
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     env["MPLBACKEND"] = "Agg"
+    # no user-level kernelspecs: "python3" must be the fresh environment's own kernel (ipykernel's
+    # native spec, i.e. its sys.executable), not one registered under ~/.local/share/jupyter
+    env["JUPYTER_DATA_DIR"] = tempfile.mkdtemp(prefix="pgbook-outside-jupyter-")
+    env.pop("JUPYTER_PATH", None)
     return env
 
 
@@ -121,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         first = notebooks[0]
         edited = tmp / "install-cell" / first.name
         edited.parent.mkdir()
-        requirement = repository.install_requirement(repository.repository_url(ROOT), repository.version(ROOT))
+        requirement = repository.install_requirement(repository.repository_url(ROOT), repository.branch(ROOT))
         text = first.read_text(encoding="utf-8")
         if text.count(requirement) != 1:
             sys.exit(f"{first.name}: the install cell does not name {requirement}")

@@ -5,16 +5,18 @@ Usage::
     python tools/repository.py            # check: every derived place agrees with _config.yml
     python tools/repository.py --write    # rewrite them after changing repository.url or the version
 
-The one place is ``_config.yml``'s ``repository.url`` (Jupyter Book builds the repository,
-Binder and Colab buttons from it). The package version is ``pyproject.toml``'s. Derived from the
-two:
+The one place is ``_config.yml``'s ``repository`` section: ``url`` and ``branch`` (Jupyter Book
+builds the repository, Binder and Colab buttons from them). The package version is
+``pyproject.toml``'s, the year ``_config.yml``'s ``copyright``. Derived from them:
 
 * the first code cell of every chapter (``book/*.ipynb``), the *install cell*: when ``pgbook`` is
-  not importable (Colab, a downloaded notebook) it installs ``pgbook[notebooks]`` from the tag
-  ``v<version>`` of the repository; when it is (a clone after ``make book``, Binder, a wheel) it
-  does nothing and prints nothing, so nbval still compares the notebook as stored. The cell carries
+  not importable (Colab, a downloaded notebook) it installs ``pgbook[notebooks]`` from the
+  repository at ``repository.branch`` — the branch or tag whose notebooks the launch buttons open,
+  so that notebook and package agree (a release sets it to its tag, ``v<version>``); when it is (a
+  clone after ``make book``, Binder, a wheel) it prints nothing — unless the installed version is
+  not the book's, which it notes — so nbval still compares the notebook as stored. The cell carries
   the tag ``remove-cell``: the rendered book does not show it (ch00 explains it);
-* the citation in ``README.md`` and the book's own entry ``pgbook`` in ``references.bib``;
+* the book's BibTeX entry, in ``README.md`` ("Citing") and in ``references.bib`` (``pgbook``);
 * ``pgbook.__version__`` must equal the version in ``pyproject.toml``.
 
 The check runs in ``make test`` (tests/test_repository.py), so a forgotten ``--write`` fails.
@@ -50,39 +52,62 @@ def version(root: Path = ROOT) -> str:
     return tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
 
 
-def install_requirement(url: str, ver: str) -> str:
-    """The pip requirement the install cell uses: this book's version of pgbook, from its tag."""
-    return f"pgbook[notebooks] @ git+{url}@v{ver}"
+def branch(root: Path = ROOT) -> str:
+    """``repository.branch``: where the launch buttons open the notebooks, and what the install cell installs."""
+    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
+    ref = str(config["repository"].get("branch", "main"))
+    if not re.fullmatch(r"[A-Za-z0-9_.\-/]+", ref):
+        raise SystemExit(f"_config.yml: repository.branch must be a branch or tag name, got {ref!r}")
+    return ref
 
 
-def install_cell_source(url: str, ver: str) -> str:
+def year(root: Path = ROOT) -> str:
+    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
+    return str(config.get("copyright", "")).strip() or "2026"
+
+
+def install_requirement(url: str, ref: str) -> str:
+    """The pip requirement the install cell uses: pgbook from the same branch or tag as the notebooks
+    the launch buttons open (``repository.branch``), so that the notebook and the package agree."""
+    return f"pgbook[notebooks] @ git+{url}@{ref}"
+
+
+def install_cell_source(url: str, ver: str, ref: str) -> str:
     return "\n".join([
         INSTALL_MARK,
-        "# In a clone (after `make book`), on Binder or with pgbook installed, this cell does nothing.",
+        "# In a clone (after `make book`), on Binder or with pgbook installed, this cell prints nothing.",
         "import importlib",
+        "import importlib.metadata",
         "import importlib.util",
         "import subprocess",
         "import sys",
         "",
         'if importlib.util.find_spec("pgbook") is None:',
-        f'    PGBOOK = "{install_requirement(url, ver)}"',
-        '    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", PGBOOK], check=True)',
+        f'    PGBOOK = "{install_requirement(url, ref)}"',
+        '    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", PGBOOK], capture_output=True, text=True)',
+        "    if pip.returncode:",
+        '        raise RuntimeError(f"installing {PGBOOK} failed:\\n{pip.stdout}{pip.stderr}")',
         "    importlib.invalidate_caches()",
+        f'elif importlib.metadata.version("pgbook") != "{ver}":',
+        f'    print(f"note: pgbook {{importlib.metadata.version(\'pgbook\')}} is installed; this book is written for {ver}")',
     ])
 
 
-def readme_citation(url: str, ver: str) -> str:
+def bib_entry(url: str, ver: str, yr: str) -> str:
+    """The book's own BibTeX entry (README's "Citing" and references.bib)."""
     return (
-        "```bibtex\n"
-        "@book{pgbook,\n"
+        "@misc{pgbook,\n"
         "  title  = {Policy Gradients, Verified},\n"
         "  author = {{The Policy Gradients, Verified contributors}},\n"
-        "  year   = {2026},\n"
+        f"  year   = {{{yr}}},\n"
         f"  note   = {{Version {ver}}},\n"
         f"  url    = {{{url}}}\n"
-        "}\n"
-        "```"
+        "}"
     )
+
+
+def readme_citation(url: str, ver: str, yr: str) -> str:
+    return "```bibtex\n" + bib_entry(url, ver, yr) + "\n```"
 
 
 def notebooks(root: Path = ROOT) -> list[Path]:
@@ -95,23 +120,23 @@ def _first_code(nb) -> int | None:
 
 def check(root: Path = ROOT) -> list[str]:
     """Every place that disagrees with _config.yml / pyproject.toml, as messages (empty: all agree)."""
-    url, ver = repository_url(root), version(root)
+    url, ver, ref, yr = repository_url(root), version(root), branch(root), year(root)
     problems = []
-    want = install_cell_source(url, ver)
+    want = install_cell_source(url, ver, ref)
     for path in notebooks(root):
         nb = nbformat.read(path, as_version=4)
         i = _first_code(nb)
         cell = nb.cells[i] if i is not None else None
         if cell is None or cell.source != want:
-            problems.append(f"{path.relative_to(root)}: the first code cell is not the install cell for {url} v{ver}")
+            problems.append(f"{path.relative_to(root)}: the first code cell is not the install cell for {url}@{ref} (version {ver})")
         elif INSTALL_TAG not in cell.metadata.get("tags", []) or cell.outputs:
             problems.append(f"{path.relative_to(root)}: the install cell must be tagged {INSTALL_TAG} and have no output")
     readme = (root / "README.md").read_text(encoding="utf-8")
-    if readme_citation(url, ver) not in readme:
+    if readme_citation(url, ver, yr) not in readme:
         problems.append("README.md: the citation does not name the configured repository and version")
     bib = (root / "references.bib").read_text(encoding="utf-8")
-    if not re.search(r"@book\{pgbook,.*?url\s*=\s*\{" + re.escape(url) + r"\}", bib, re.S):
-        problems.append("references.bib: the entry pgbook does not name the configured repository")
+    if bib_entry(url, ver, yr) not in bib:
+        problems.append("references.bib: the entry pgbook does not name the configured repository and version")
     init = (root / "src" / "pgbook" / "__init__.py").read_text(encoding="utf-8")
     if f'__version__ = "{ver}"' not in init:
         problems.append(f"src/pgbook/__init__.py: __version__ is not pyproject.toml's {ver}")
@@ -120,9 +145,9 @@ def check(root: Path = ROOT) -> list[str]:
 
 def write(root: Path = ROOT) -> list[Path]:
     """Rewrite the install cell of every notebook and the citations; return the files changed."""
-    url, ver = repository_url(root), version(root)
+    url, ver, ref, yr = repository_url(root), version(root), branch(root), year(root)
     changed = []
-    want = install_cell_source(url, ver)
+    want = install_cell_source(url, ver, ref)
     for path in notebooks(root):
         nb = nbformat.read(path, as_version=4)
         i = _first_code(nb)
@@ -142,13 +167,13 @@ def write(root: Path = ROOT) -> list[Path]:
             changed.append(path)
     readme_path = root / "README.md"
     readme = readme_path.read_text(encoding="utf-8")
-    new = re.sub(r"```bibtex\n@book\{pgbook,.*?```", lambda m: readme_citation(url, ver), readme, flags=re.S)
+    new = re.sub(r"```bibtex\n@\w+\{pgbook,.*?```", lambda m: readme_citation(url, ver, yr), readme, flags=re.S)
     if new != readme:
         readme_path.write_text(new, encoding="utf-8")
         changed.append(readme_path)
     bib_path = root / "references.bib"
     bib = bib_path.read_text(encoding="utf-8")
-    new = re.sub(r"(@book\{pgbook,.*?url\s*=\s*\{)[^}]*(\})", lambda m: m.group(1) + url + m.group(2), bib, flags=re.S)
+    new = re.sub(r"@\w+\{pgbook,.*?\n\}", lambda m: bib_entry(url, ver, yr), bib, flags=re.S)
     if new != bib:
         bib_path.write_text(new, encoding="utf-8")
         changed.append(bib_path)
