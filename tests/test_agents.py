@@ -111,12 +111,15 @@ def test_check_env_rejects_unknown_and_continuous(env_id, match):
         common.check_env(env_id)
 
 
-@pytest.mark.parametrize("train,cls", [(a2c.train, a2c.A2CConfig), (ppo.train, ppo.PPOConfig)])
-def test_train_fails_at_start_on_bad_env(train, cls, monkeypatch):
-    """train() rejects a continuous-action env before creating any environment or network."""
+@pytest.mark.parametrize("train,cls,env_id,match", [
+    (a2c.train, a2c.A2CConfig, "MountainCarContinuous-v0", "Discrete"),  # A2C: discrete actions only
+    (ppo.train, ppo.PPOConfig, "Blackjack-v1", "flat Box"),  # PPO: Discrete or a flat, bounded Box
+])
+def test_train_fails_at_start_on_bad_env(train, cls, env_id, match, monkeypatch):
+    """train() rejects an environment it cannot drive before creating any environment or network."""
     monkeypatch.setattr(common, "make_vec_env", lambda *a, **k: pytest.fail("training started"))
-    with pytest.raises(ValueError, match="Discrete"):
-        train(cls(env_id="MountainCarContinuous-v0"))
+    with pytest.raises(ValueError, match=match):
+        train(cls(env_id=env_id))
     with pytest.raises(ValueError, match="must be"):
         train(object())
 
@@ -370,7 +373,7 @@ def test_cli_trains_writes_log_and_curve(tmp_path, capsys):
         (["ppo", "--steps", "-100"], "total_steps"),
         (["ppo", "--set", "clip_eps=0"], "clip_eps"),
         (["a2c", "--env", "NoSuchEnv-v0"], "not a registered"),
-        (["ppo", "--env", "Pendulum-v1"], "Discrete"),
+        (["a2c", "--env", "Pendulum-v1"], "Discrete"),
         (["ppo", "--set", "clip_epsilon=0.1"], "no field"),
         (["a2c", "--set", "normalize_advantages=maybe"], "true/false"),
     ],

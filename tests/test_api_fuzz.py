@@ -69,6 +69,9 @@ from pgbook import a2c, agents_common, baselines, clipping, episodic, gae, gradi
 from pgbook import mdp as M
 from pgbook import montecarlo, policies, ppo, reproducibility, results, score_function, surrogate, symbolic
 from pgbook import value_learning
+from pgbook import agent_config, evaluation, heads, networks, rollout
+from pgbook import envs as pg_envs
+from gymnasium.wrappers.utils import RunningMeanStd
 
 # ============================================================================================
 # The registry
@@ -204,6 +207,17 @@ def _grad_params():
     p = torch.tensor([1.0, -2.0, 0.5], requires_grad=True)
     (p**2).sum().backward()
     return [p]
+
+
+def _gaussian_model():
+    return networks.ActorCritic(3, hidden=(4,), action_dim=1)
+
+
+def _collect_gaussian_kwargs():
+    envs = pg_envs.make_vec_env("Pendulum-v1", 1)
+    obs, _ = envs.reset(seed=0)
+    return dict(envs=envs, model=_gaussian_model(), storage=rollout.RolloutStorage(2, 1, 3, action_dim=1),
+                obs=obs, tracker=rollout.EpisodeTracker(1), bootstrap_truncated=True)
 
 
 def _use_seeded(seed, threads, device):
@@ -654,6 +668,31 @@ REGISTRY: dict[str, Fn | NotFuzzed] = {
             for p in ("error", "tol")
         },
     ),
+    # ---- the agents' building blocks (agents_common re-exports them)
+    "agent_config.AgentConfig": Fn(agent_config.AgentConfig, _config_kwargs(agent_config.AgentConfig, **_TINY), accept=_ENV_ID_ANY),
+    "agent_config.resolve_device": Fn(agent_config.resolve_device, mk(device="cpu")),
+    "agent_config.seeded": Fn(_use_seeded, mk(seed=0, threads=1, device=torch.device("cpu"))),
+    "envs.EnvSpaces": NotFuzzed("result type of envs.env_spaces (frozen plain data container)"),
+    "envs.env_spaces": Fn(pg_envs.env_spaces, mk(env_id="Pendulum-v1")),
+    "envs.check_env": Fn(pg_envs.check_env, mk(env_id="CartPole-v1")),
+    "envs.make_vec_env": Fn(pg_envs.make_vec_env, mk(env_id="Pendulum-v1", n_envs=1, max_episode_steps=10, obs_rms=lambda: RunningMeanStd(shape=(3,)), reward_gamma=0.9)),
+    "heads.PolicyHead": NotFuzzed("typing.Protocol: the interface of the heads, no behaviour"),
+    "heads.NormalizedCategorical": Fn(heads.NormalizedCategorical, mk(logits=lambda: _rand(2, 3))),
+    "heads.CategoricalHead": Fn(heads.CategoricalHead, mk(n_actions=3)),
+    "heads.DiagGaussianHead": Fn(heads.DiagGaussianHead, mk(action_dim=2)),
+    "networks.MLP": Fn(networks.MLP, mk(n_in=2, hidden=(3,), n_out=2, out_gain=1.0, orthogonal=True)),
+    "networks.ActorCritic": Fn(networks.ActorCritic, mk(obs_dim=3, hidden=(4,), orthogonal_init=True, action_dim=1, log_std_init=0.0)),
+    "networks.clip_grad_norm": Fn(networks.clip_grad_norm, mk(parameters=_grad_params, max_norm=0.5)),
+    "rollout.RolloutStorage": Fn(rollout.RolloutStorage, mk(n_steps=2, n_envs=1, obs_dim=3, device="cpu", action_dim=1)),
+    "rollout.EpisodeTracker": Fn(rollout.EpisodeTracker, mk(n_envs=2)),
+    "rollout.collect_rollout": Fn(rollout.collect_rollout, _collect_gaussian_kwargs),
+    "rollout.compute_advantages": Fn(rollout.compute_advantages, mk(storage=lambda: rollout.RolloutStorage(2, 1, 3, action_dim=1), gamma=0.9, lam=0.95)),
+    "evaluation.evaluate": Fn(evaluation.evaluate, mk(model=_gaussian_model, env_id="Pendulum-v1", n_episodes=1, seed=0, max_episode_steps=10, obs_rms=lambda: RunningMeanStd(shape=(3,)))),
+    "evaluation.policy_entropy": Fn(evaluation.policy_entropy, mk(model=_gaussian_model, obs=np.array([[0.1, 0.0, -0.2], [0.0, 1.0, 0.5]]))),
+    "evaluation.greedy_probability": Fn(evaluation.greedy_probability, mk(model=model, obs=np.array([[0.1, 0.0, -0.2, 0.3], [0.0, 1.0, 0.0, 0.5]]))),
+    "evaluation.TrainResult": NotFuzzed("result type of a2c.train / ppo.train (plain data container)"),
+    "ppo.CONTINUOUS_DEFAULTS": NotFuzzed("constant: PPO's defaults for a Box action space (a dict)"),
+    "ppo.ENV_PRESETS": NotFuzzed("constant: PPO's per-environment tunings (a dict of dicts)"),
     # ---- results
     "results.RESULT_FILES": NotFuzzed("constant: the names of the shipped result files"),
     "results.read_rows": Fn(results.read_rows, mk(name="cartpole_solve.csv")),

@@ -55,11 +55,22 @@ def test_well_formed_ignored_cell_passes(tmp_path):
         ("print(err < 1e-12)", "max |entry| < 1e-12: True\n", "tolerance check as a boolean"),
         ("print(bound(err, 1e-15))", "max |entry| < 1e-15\n", "tighter than 1e-12"),
         ("print(err < 1e-12)", "for every action (< 1e-12): False", "tolerance check as a boolean"),
+        ("print(ci.contains(x))", "CI contains the exact value: True\n", "asserts nothing"),
+        ("print(flag)", "intervals contain g_agent    False", "asserts nothing"),
     ],
 )
 def test_each_defect_is_reported(tmp_path, source, printed, message):
     problems = _problems(tmp_path, [(source, printed)])
     assert any(message in p for p in problems), problems
+
+
+@pytest.mark.parametrize("source,printed", [
+    ("assert ok\nprint(ok)", "CI contains the exact value: True"),  # asserted
+    ("print(bound(e, 1e-9), ok)", "max |e| < 1e-9; matches: True"),  # bound() asserts
+    ("print(cfg)", "  normalize_advantages   True\n  anneal_lr   False"),  # a configuration dump
+])
+def test_asserted_facts_and_settings_pass(tmp_path, source, printed):
+    assert _problems(tmp_path, [(source, printed)]) == []
 
 
 @pytest.mark.parametrize("printed", ["max error < 1e-12", "error ≤ 1e-10", "bound 9.21e-07, actual 5.68e-07", "x = 3.0e+12"])

@@ -18,6 +18,9 @@ check fails (exit status 1, one line per problem) when
   floating-point kernels, so print ``pgbook.reproducibility.bound(error, tol)`` instead;
 * a compared cell prints a bound as a boolean (``< 1e-12: True``): the check is not asserted, so
   print ``bound(error, tol)``, which asserts, instead;
+* a compared cell prints a finding as ``True``/``False`` and its source asserts nothing (no
+  ``assert``, no ``bound(``): the printed verdict would be compared, but a wrong result on another
+  machine would only change the text; a configuration dump (``name   True``) is not a finding;
 * a printed bound is tighter than ``1e-12`` (``< 1e-15``): other CPUs sum in another order (numpy's
   SIMD reductions, torch's kernels), so such a bound can fail there although nothing is wrong.
 """
@@ -37,6 +40,10 @@ ROUND_OFF = re.compile(r"(?<![\w.])(?P<num>[-+]?\d(?:\.\d+)?e-(?:0?9|[1-9]\d))\b
 BOUND_BEFORE = re.compile(r"(<|≤|<=)\s*$")
 # "< 1e-12: True", "(< 1e-12): False": a tolerance check printed as a boolean instead of asserted
 TOO_TIGHT = re.compile(r"(<|≤|<=)\s*\d(?:\.\d+)?e-(1[3-9]|[2-9]\d)\b")
+# a True/False printed as a finding ("CI contains the exact value: True"); a configuration dump
+# ("  normalize_advantages   True": a name, spaces, the value) is a setting, not a finding
+BOOLEAN_WORD = re.compile(r"\b(True|False)\b")
+SETTING = re.compile(r"^\s*[A-Za-z_][\w.]*\s+(True|False)\s*$")
 BOOLEAN_BOUND = re.compile(r"(<|≤|<=)\s*\d(?:\.\d+)?e-\d+\)?\s*:\s*(True|False)\b")
 
 
@@ -104,6 +111,12 @@ def check(paths: list[Path]) -> tuple[list[str], int, int]:
                 problems.append(
                     f"{where}: prints a bound tighter than 1e-12 ({tight.group(0)!r}) — round-off on another CPU "
                     "may exceed it; use 1e-12 or looser"
+                )
+            fact = next((line for line in text.splitlines() if BOOLEAN_WORD.search(line) and not SETTING.match(line)), None)
+            if fact is not None and not re.search(r"\bassert\b|\bbound\(", source):
+                problems.append(
+                    f"{where}: prints a fact as True/False ({fact.strip()[:70]!r}) but asserts nothing — "
+                    "assert what the line states, so that a wrong result fails nbval on every machine"
                 )
             boolean = BOOLEAN_BOUND.search(text)
             if boolean:

@@ -14,8 +14,12 @@ One module per topic, each naming the chapter and equations it implements:
 * :mod:`pgbook.surrogate` — the L^CPI surrogate, the performance difference lemma, TRPO's bound (ch. 6).
 * :mod:`pgbook.clipping` — the clipped objective and what it does and does not do (ch. 7).
 * :mod:`pgbook.gae` — generalized advantage estimation with termination and truncation (ch. 8).
-* :mod:`pgbook.agents_common`, :mod:`pgbook.a2c`, :mod:`pgbook.ppo`, :mod:`pgbook.train` — the
-  A2C and PPO agents on gymnasium and their command line (ch. 9–10).
+* :mod:`pgbook.a2c`, :mod:`pgbook.ppo`, :mod:`pgbook.train` — the A2C and PPO agents on gymnasium
+  and their command line (ch. 9–10; PPO on Box action spaces, ch. 11), built from
+  :mod:`pgbook.agent_config` (hyper-parameters, seeding), :mod:`pgbook.envs` (checks, vector env,
+  normalisation), :mod:`pgbook.heads` (categorical and diagonal Gaussian policies),
+  :mod:`pgbook.networks` (actor-critic), :mod:`pgbook.rollout` (rollouts, GAE) and
+  :mod:`pgbook.evaluation`; :mod:`pgbook.agents_common` re-exports them.
 * :mod:`pgbook.value_learning` — where the critic converges: the semi-gradient (TD) fixed point
   versus the minimiser of the notes' value loss differentiated as written (ch. 9, errata).
 * :mod:`pgbook.results` — the committed benchmark results chapters 9–10 plot, shipped as package data.

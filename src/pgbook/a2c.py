@@ -17,7 +17,8 @@ Equations of the chapter implemented here:
 * ``eq-a2c-total-loss`` — ``L = L_policy + c1 L_value - c2 H[pi_theta]``, minimised by one
   gradient step per rollout; minimising ``-c2 H`` *maximises* the entropy.
 
-Episode ends (``eq-a2c-truncation``) are handled by :mod:`pgbook.agents_common`.
+Episode ends (``eq-a2c-truncation``) are handled by :mod:`pgbook.rollout` and :mod:`pgbook.envs`.
+A2C drives Discrete action spaces only (the categorical head); PPO also drives Box ones.
 """
 
 from __future__ import annotations
@@ -30,10 +31,14 @@ from typing import Callable
 import numpy as np
 import torch
 
+from gymnasium.wrappers.utils import RunningMeanStd
+
 from . import agents_common as common
 from . import mdp as _mdp
 from ._validate import as_float_array, check_bool, check_callable, check_mdp, check_positive_int, check_shape, check_tensor
+from .agent_config import _check_real
 from .agents_common import ActorCritic, AgentConfig, TrainResult
+from .heads import CategoricalHead, check_loss_batch
 
 __all__ = ["A2CConfig", "A2CLosses", "a2c_losses", "nstep_target_mean", "train"]
 
@@ -101,7 +106,7 @@ class A2CConfig(AgentConfig):
         super().validate()
         if self.optimizer not in ("rmsprop", "adam"):
             raise ValueError(f"optimizer must be 'rmsprop' or 'adam', got {self.optimizer!r}")
-        common._check_real(self.optim_eps, "optim_eps", 0.0, math.inf, lo_open=True, hi_open=True)
+        _check_real(self.optim_eps, "optim_eps", 0.0, math.inf, lo_open=True, hi_open=True)
 
 
 @dataclass
@@ -140,11 +145,11 @@ def a2c_losses(
         check_tensor(x, name, floating=name != "actions", finite=False)  # finiteness: check_loss_batch
         if tuple(x.shape) != (B,):
             raise ValueError(f"{name} must have shape ({B},) like the batch of logits, got {tuple(x.shape)}")
-    common.check_loss_batch(logits, actions, values=values, advantages=advantages, returns=returns)
+    check_loss_batch(logits, actions, values=values, advantages=advantages, returns=returns)
     for name, c in (("vf_coef", vf_coef), ("ent_coef", ent_coef)):
-        common._check_real(c, name, 0.0, math.inf, hi_open=True)
+        _check_real(c, name, 0.0, math.inf, hi_open=True)
     detach_advantages = check_bool(detach_advantages, "detach_advantages")
-    dist = ActorCritic.distribution(logits)
+    dist = CategoricalHead.distribution(logits)
     log_prob = dist.log_prob(actions)
     adv = advantages.detach() if detach_advantages else advantages
     policy = -(log_prob * adv).mean()  # eq-a2c-policy-loss
@@ -181,7 +186,9 @@ def train(cfg: A2CConfig, progress: Callable[[int, dict], None] | None = None) -
     n_iterations = cfg.total_steps // (cfg.n_envs * cfg.n_steps)
 
     with common.seeded(cfg.seed, cfg.torch_threads, device):
-        envs = common.make_vec_env(cfg.env_id, cfg.n_envs, cfg.max_episode_steps)
+        obs_rms = RunningMeanStd(shape=(obs_dim,)) if cfg.normalize_obs else None  # shared by the envs
+        reward_gamma = cfg.gamma if cfg.normalize_reward else None
+        envs = common.make_vec_env(cfg.env_id, cfg.n_envs, cfg.max_episode_steps, obs_rms, reward_gamma)
         model = ActorCritic(obs_dim, n_actions, cfg.hidden, cfg.orthogonal_init).to(device)
         optimizer = _make_optimizer(cfg, model)
         params = list(model.parameters())
@@ -232,7 +239,9 @@ def train(cfg: A2CConfig, progress: Callable[[int, dict], None] | None = None) -
             log.append(row)
             stop = False
             if cfg.eval_every and (steps // cfg.eval_every) > ((steps - cfg.n_envs * cfg.n_steps) // cfg.eval_every):
-                returns_eval = common.evaluate(model, cfg.env_id, cfg.eval_episodes, 10_000 + cfg.seed, cfg.max_episode_steps)
+                returns_eval = common.evaluate(
+                    model, cfg.env_id, cfg.eval_episodes, 10_000 + cfg.seed, cfg.max_episode_steps, obs_rms
+                )
                 evals.append((steps, float(returns_eval.mean()), float(returns_eval.std())))
                 stop = cfg.stop_at_return is not None and returns_eval.mean() >= cfg.stop_at_return
             if progress is not None:
@@ -241,4 +250,4 @@ def train(cfg: A2CConfig, progress: Callable[[int, dict], None] | None = None) -
                 break
         seconds = time.perf_counter() - start
         envs.close()
-    return TrainResult(model, log, list(tracker.finished), evals, tracker.global_step, seconds)
+    return TrainResult(model, log, list(tracker.finished), evals, tracker.global_step, seconds, obs_rms)

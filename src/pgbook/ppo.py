@@ -22,6 +22,12 @@ Equations of the chapter implemented here (:cite:`schulman2017ppo`; the theory i
 
 GAE (chapter 8) gives ``A_t`` and ``V^targ_t = A_t + V_phi_old(s_t)`` with the critic *as it
 was during collection*: there is no separate "old critic" network to update softly or hardly.
+
+Continuous actions (chapter 11): on a Box action space the policy is a diagonal Gaussian
+(:class:`pgbook.heads.DiagGaussianHead`) and ``r_t`` a ratio of densities; nothing else in the
+algorithm changes. :meth:`PPOConfig.for_env` selects the continuous defaults
+(:data:`CONTINUOUS_DEFAULTS`, CleanRL's ``ppo_continuous_action.py``, with per-environment
+tunings in :data:`ENV_PRESETS`) when the action space is a Box.
 """
 
 from __future__ import annotations
@@ -34,11 +40,25 @@ from typing import Callable
 
 import torch
 
+from gymnasium.wrappers.utils import RunningMeanStd
+
 from . import agents_common as common
 from ._validate import check_callable, check_real, check_tensor
+from .agent_config import _check_int, _check_real
 from .agents_common import ActorCritic, AgentConfig, TrainResult
+from .heads import CategoricalHead, PolicyHead, check_loss_batch
 
-__all__ = ["PPOConfig", "PPOLosses", "clipped_surrogate", "ppo_losses", "ratio_diagnostics", "ppo_update", "train"]
+__all__ = [
+    "PPOConfig",
+    "CONTINUOUS_DEFAULTS",
+    "ENV_PRESETS",
+    "PPOLosses",
+    "clipped_surrogate",
+    "ppo_losses",
+    "ratio_diagnostics",
+    "ppo_update",
+    "train",
+]
 
 
 @dataclass
@@ -98,8 +118,8 @@ class PPOConfig(AgentConfig):
             raise ValueError(f"clip_eps must be > 0 (math.inf disables clipping), got {self.clip_eps!r}")
         if not isinstance(self.anneal_clip, bool):
             raise ValueError(f"anneal_clip must be True or False, got {self.anneal_clip!r}")
-        common._check_int(self.n_epochs, "n_epochs", 1)
-        common._check_int(self.minibatch_size, "minibatch_size", 1)
+        _check_int(self.n_epochs, "n_epochs", 1)
+        _check_int(self.minibatch_size, "minibatch_size", 1)
         batch = self.n_envs * self.n_steps
         if self.normalize_advantages and self.minibatch_size < 2:
             raise ValueError(
@@ -110,7 +130,63 @@ class PPOConfig(AgentConfig):
             raise ValueError(
                 f"minibatch_size must divide the rollout size n_envs * n_steps = {batch}, got {self.minibatch_size}"
             )
-        common._check_real(self.adam_eps, "adam_eps", 0.0, math.inf, lo_open=True, hi_open=True)
+        _check_real(self.adam_eps, "adam_eps", 0.0, math.inf, lo_open=True, hi_open=True)
+
+    @classmethod
+    def for_env(cls, env_id: str, **overrides) -> "PPOConfig":
+        """The configuration for ``env_id``: the class defaults (tuned on CartPole) for a Discrete
+        action space; for a Box action space :data:`CONTINUOUS_DEFAULTS`, updated with
+        ``ENV_PRESETS[env_id]`` if there is one. ``overrides`` (any fields) win over both.
+        ``ValueError`` for an unknown or unsupported environment (:func:`pgbook.envs.env_spaces`)."""
+        preset = {}
+        if common.env_spaces(env_id).continuous:
+            preset = {**CONTINUOUS_DEFAULTS, **ENV_PRESETS.get(env_id, {})}
+        return cls(**{**preset, "env_id": env_id, **overrides})
+
+
+#: PPO's defaults for a Box action space (chapter 11): CleanRL's ``ppo_continuous_action.py``
+#: (itself the PPO paper's MuJoCo setting): one environment, rollouts of 2048 steps, 10 epochs of
+#: 32 minibatches of 64, lr 3e-4 annealed linearly, gamma 0.99, lambda 0.95, clip 0.2 (not
+#: annealed), no entropy bonus, c1 0.5, gradient norm 0.5, tanh 64 x 64, observations normalised
+#: and rewards scaled. (CleanRL also clips normalised observations and scaled rewards to [-10, 10]
+#: and clips the value loss; this book does neither.)
+CONTINUOUS_DEFAULTS: dict = {
+    "n_envs": 1,
+    "n_steps": 2048,
+    "n_epochs": 10,
+    "minibatch_size": 64,
+    "lr": 3e-4,
+    "anneal_lr": True,
+    "gamma": 0.99,
+    "lam": 0.95,
+    "clip_eps": 0.2,
+    "anneal_clip": False,
+    "ent_coef": 0.0,
+    "vf_coef": 0.5,
+    "max_grad_norm": 0.5,
+    "hidden": (64, 64),
+    "normalize_obs": True,
+    "normalize_reward": True,
+}
+
+#: Per-environment tunings over :data:`CONTINUOUS_DEFAULTS` (used by :meth:`PPOConfig.for_env`).
+#: Pendulum-v1: RL Baselines3 Zoo's PPO setting (4 x 1024, gamma 0.9, lr 1e-3, 10 epochs, no
+#: normalisation) without its state-dependent exploration. Measured with benchmarks/pendulum_ppo.py
+#: (seed 0, 196,608 steps): greedy mean return -137 over 20 episodes; the same with observation
+#: normalisation and reward scaling on: -482.
+ENV_PRESETS: dict[str, dict] = {
+    "Pendulum-v1": {
+        "n_envs": 4,
+        "n_steps": 1024,
+        "gamma": 0.9,
+        "lam": 0.95,
+        "lr": 1e-3,
+        "minibatch_size": 64,
+        "n_epochs": 10,
+        "normalize_obs": False,
+        "normalize_reward": False,
+    },
+}
 
 
 def clipped_surrogate(ratio: torch.Tensor, advantages: torch.Tensor, clip_eps: float) -> torch.Tensor:
@@ -189,26 +265,29 @@ def ppo_losses(
         check_tensor(x, name, floating=name != "actions", finite=False)
         if tuple(x.shape) != (B,):
             raise ValueError(f"{name} must have shape ({B},) like the batch of logits, got {tuple(x.shape)}")
-    common.check_loss_batch(
+    check_loss_batch(
         logits, actions, values=values, old_log_probs=old_log_probs, advantages=advantages, returns=returns
     )
     for name, c in (("vf_coef", vf_coef), ("ent_coef", ent_coef)):
-        common._check_real(c, name, 0.0, math.inf, hi_open=True)
+        _check_real(c, name, 0.0, math.inf, hi_open=True)
     clip_eps = _check_clip_eps(clip_eps)
-    return _ppo_losses(logits, values, actions, old_log_probs, advantages, returns, clip_eps, vf_coef, ent_coef)
+    return _ppo_losses(CategoricalHead, logits, values, actions, old_log_probs, advantages, returns, clip_eps, vf_coef, ent_coef)
 
 
-def _loss_terms(logits, values, actions, old_log_probs, advantages, returns, clip_eps, vf_coef, ent_coef):
-    """The hot path of :func:`ppo_losses`: ``(total, policy, value, entropy or None, log_ratio)``."""
-    dist = ActorCritic.distribution(logits)
-    log_ratio = dist.log_prob(actions) - old_log_probs.detach()
+def _loss_terms(head: PolicyHead, logits, values, actions, old_log_probs, advantages, returns, clip_eps, vf_coef, ent_coef):
+    """The hot path of :func:`ppo_losses`: ``(total, policy, value, entropy or None, log_ratio)``.
+
+    ``logits``: the policy parameters, read by ``head`` (the logits of a categorical policy,
+    ``[mu, log sigma]`` of a Gaussian one, :mod:`pgbook.heads`)."""
+    dist = head.distribution(logits)
+    log_ratio = head.log_prob(dist, actions) - old_log_probs.detach()
     ratio = log_ratio.exp()  # r_t(theta)
     policy = -_clipped_surrogate(ratio, advantages.detach(), clip_eps).mean()  # -mean L^CLIP
     value = (values - returns.detach()).pow(2).mean()  # mean L^VF
     total = policy + vf_coef * value  # = -L^TOTAL (eq-ppo-loss) when c2 = 0 ...
     entropy = None
     if ent_coef > 0:  # ... and with the entropy bonus (c2 = 0: no back-propagation through 0 * S)
-        entropy = dist.entropy().mean()  # mean S[pi_theta]
+        entropy = head.entropy(dist).mean()  # mean S[pi_theta]
         total = total - ent_coef * entropy
     return total, policy, value, entropy, log_ratio
 
@@ -236,14 +315,14 @@ def _ratio_diagnostics(log_ratio: torch.Tensor, clip_eps: float) -> tuple[torch.
     return approx_kl, clip_frac, ratio.amin(-1), ratio.amax(-1)
 
 
-def _ppo_losses(logits, values, actions, old_log_probs, advantages, returns, clip_eps, vf_coef, ent_coef) -> PPOLosses:
+def _ppo_losses(head, logits, values, actions, old_log_probs, advantages, returns, clip_eps, vf_coef, ent_coef) -> PPOLosses:
     """:func:`ppo_losses` without the argument checks."""
     total, policy, value, entropy, log_ratio = _loss_terms(
-        logits, values, actions, old_log_probs, advantages, returns, clip_eps, vf_coef, ent_coef
+        head, logits, values, actions, old_log_probs, advantages, returns, clip_eps, vf_coef, ent_coef
     )
     if entropy is None:
         with torch.no_grad():
-            entropy = ActorCritic.distribution(logits).entropy().mean()
+            entropy = head.entropy(head.distribution(logits)).mean()
     return PPOLosses(total, policy, value, entropy, *_ratio_diagnostics(log_ratio, clip_eps))
 
 
@@ -264,7 +343,12 @@ def _check_update_args(model, optimizer, obs, actions, old_log_probs, advantages
         raise ValueError(f"obs must have shape (n, {model.obs_dim}) for this model, got {tuple(obs.shape)}")
     if n == 0 or n % cfg.minibatch_size != 0:
         raise ValueError(f"obs must hold a positive multiple of cfg.minibatch_size = {cfg.minibatch_size} rows, got {n}")
-    check_tensor(actions, "actions", floating=False, ndim=1)
+    if model.continuous:  # (n, action_dim) real action vectors
+        check_tensor(actions, "actions", ndim=2)
+        if actions.shape[1] != model.action_dim:
+            raise ValueError(f"actions must have shape (n, {model.action_dim}) for this model, got {tuple(actions.shape)}")
+    else:
+        check_tensor(actions, "actions", floating=False, ndim=1)
     for name, x in (("old_log_probs", old_log_probs), ("advantages", advantages), ("returns", returns)):
         check_tensor(x, name, ndim=1)
     dtype = next(model.parameters()).dtype
@@ -273,8 +357,8 @@ def _check_update_args(model, optimizer, obs, actions, old_log_probs, advantages
             raise ValueError(f"{name} overflows {dtype}, the networks' dtype (|values| up to {float(x.abs().max()):.3g})")
     for name, x in (("actions", actions), ("old_log_probs", old_log_probs), ("advantages", advantages), ("returns", returns)):
         if x.shape[0] != n:
-            raise ValueError(f"{name} must have shape ({n},) like the rows of obs, got {tuple(x.shape)}")
-    if int(actions.min()) < 0 or int(actions.max()) >= model.n_actions:
+            raise ValueError(f"{name} must have {n} rows like obs, got shape {tuple(x.shape)}")
+    if not model.continuous and (int(actions.min()) < 0 or int(actions.max()) >= model.n_actions):
         raise ValueError(f"actions must lie in [0, {model.n_actions}), got values in [{int(actions.min())}, {int(actions.max())}]")
 
 
@@ -300,6 +384,9 @@ def ppo_update(
     _check_update_args(model, optimizer, obs, actions, old_log_probs, advantages, returns, cfg, generator)
     clip_eps = _check_clip_eps(clip_eps)
     obs = obs.to(next(model.parameters()).dtype)  # the networks' dtype (float32), whatever float came in
+    if model.continuous:
+        actions = actions.to(obs.dtype)
+    head = model.head  # categorical or diagonal Gaussian (pgbook.heads)
     n = obs.shape[0]
     n_minibatches = n // cfg.minibatch_size
     params = list(model.parameters())
@@ -320,7 +407,7 @@ def ppo_update(
         for mb_obs, mb_actions, mb_old_log_probs, mb_adv, mb_returns in minibatches:
             logits, values = model(mb_obs)
             total, policy, value, _, log_ratio = _loss_terms(
-                logits, values, mb_actions, mb_old_log_probs, mb_adv, mb_returns, clip_eps, cfg.vf_coef, cfg.ent_coef
+                head, logits, values, mb_actions, mb_old_log_probs, mb_adv, mb_returns, clip_eps, cfg.vf_coef, cfg.ent_coef
             )
             for param in params:  # = optimizer.zero_grad(set_to_none=True), without its profiler hooks
                 param.grad = None
@@ -336,7 +423,7 @@ def ppo_update(
     # Diagnostics per epoch, all at once (no per-step work or synchronisation).
     shape = (cfg.n_epochs, n_minibatches)
     kl, clip_frac, r_min, r_max = (d.reshape(shape) for d in _ratio_diagnostics(torch.stack(log_ratios), clip_eps))
-    entropy = ActorCritic.distribution(torch.stack(logits_seen)).entropy().mean(-1).reshape(shape)
+    entropy = head.entropy(head.distribution(torch.stack(logits_seen))).mean(-1).reshape(shape)
     return {
         "approx_kl": kl.mean(1).tolist(),
         "clip_frac": clip_frac.mean(1).tolist(),
@@ -355,25 +442,30 @@ def train(cfg: PPOConfig, progress: Callable[[int, dict], None] | None = None) -
     advantages and value targets with the critic of collection time; ``n_epochs`` passes of
     shuffled minibatch descent on ``-L^TOTAL``; then ``theta_old <- theta`` (implicitly: the
     next rollout is collected with the updated network). ``progress(steps_done, info)`` is
-    called after each iteration. Deterministic on CPU for a given ``cfg.seed``.
+    called after each iteration. Deterministic on CPU for a given ``cfg.seed``. A Discrete action
+    space gets the categorical policy, a Box one the diagonal Gaussian (chapter 11; the defaults
+    for it: :meth:`PPOConfig.for_env`).
     """
     if not isinstance(cfg, PPOConfig):
         raise ValueError(f"cfg must be a PPOConfig, got {type(cfg).__name__}")
     if progress is not None:
         check_callable(progress, "progress")  # now, not after the first update
     cfg.validate()
-    obs_dim, n_actions = common.check_env(cfg.env_id)  # fail now, not inside the loop
+    spaces = common.env_spaces(cfg.env_id)  # fail now, not inside the loop
+    obs_dim, n_actions, action_dim = spaces.obs_dim, spaces.n_actions, spaces.action_dim
     device = common.resolve_device(cfg.device)
     batch = cfg.n_envs * cfg.n_steps
     n_iterations = cfg.total_steps // batch
 
     with common.seeded(cfg.seed, cfg.torch_threads, device):
-        envs = common.make_vec_env(cfg.env_id, cfg.n_envs, cfg.max_episode_steps)
-        model = ActorCritic(obs_dim, n_actions, cfg.hidden, cfg.orthogonal_init).to(device)
+        obs_rms = RunningMeanStd(shape=(obs_dim,)) if cfg.normalize_obs else None  # shared by the envs
+        reward_gamma = cfg.gamma if cfg.normalize_reward else None
+        envs = common.make_vec_env(cfg.env_id, cfg.n_envs, cfg.max_episode_steps, obs_rms, reward_gamma)
+        model = ActorCritic(obs_dim, n_actions, cfg.hidden, cfg.orthogonal_init, action_dim=action_dim).to(device)
         # fused Adam: one kernel for all parameters instead of ~6 small ops per tensor (faster).
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps, fused=True)
         generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
-        storage = common.RolloutStorage(cfg.n_steps, cfg.n_envs, obs_dim, device)
+        storage = common.RolloutStorage(cfg.n_steps, cfg.n_envs, obs_dim, device, action_dim)
         tracker = common.EpisodeTracker(cfg.n_envs)
         log, evals = [], []
         obs, _ = envs.reset(seed=cfg.seed)
@@ -397,7 +489,7 @@ def train(cfg: PPOConfig, progress: Callable[[int, dict], None] | None = None) -
                 model,
                 optimizer,
                 storage.obs.reshape(batch, obs_dim),
-                storage.actions.reshape(batch),
+                storage.actions.reshape(batch, *storage.actions.shape[2:]),
                 storage.log_probs.reshape(batch),
                 advantages.reshape(batch),
                 returns.reshape(batch),
@@ -411,7 +503,9 @@ def train(cfg: PPOConfig, progress: Callable[[int, dict], None] | None = None) -
             log.append(row)
             stop = False
             if cfg.eval_every and (steps // cfg.eval_every) > ((steps - batch) // cfg.eval_every):
-                returns_eval = common.evaluate(model, cfg.env_id, cfg.eval_episodes, 10_000 + cfg.seed, cfg.max_episode_steps)
+                returns_eval = common.evaluate(
+                    model, cfg.env_id, cfg.eval_episodes, 10_000 + cfg.seed, cfg.max_episode_steps, obs_rms
+                )
                 evals.append((steps, float(returns_eval.mean()), float(returns_eval.std())))
                 stop = cfg.stop_at_return is not None and returns_eval.mean() >= cfg.stop_at_return
             if progress is not None:
@@ -420,4 +514,4 @@ def train(cfg: PPOConfig, progress: Callable[[int, dict], None] | None = None) -
                 break
         seconds = time.perf_counter() - start
         envs.close()
-    return TrainResult(model, log, list(tracker.finished), evals, tracker.global_step, seconds)
+    return TrainResult(model, log, list(tracker.finished), evals, tracker.global_step, seconds, obs_rms)

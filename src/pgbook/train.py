@@ -1,4 +1,4 @@
-"""Command line: train A2C or PPO on a gymnasium environment (chapters 9–10).
+"""Command line: train A2C or PPO on a gymnasium environment (chapters 9–10; 11 for continuous actions).
 
 Usage::
 
@@ -16,6 +16,11 @@ field of :class:`pgbook.a2c.A2CConfig` / :class:`pgbook.ppo.PPOConfig` can be se
 a bad configuration, environment or output folder (before any training; a folder holding a
 previous run needs ``--overwrite``); 130 on Ctrl-C, after saving the log so far. ``--help``
 lists the fields, the outputs and the exit statuses.
+
+Continuous actions (chapter 11): PPO also trains environments with a Box action space (a
+diagonal Gaussian policy), e.g. ``python -m pgbook.train ppo --env Pendulum-v1``; its defaults are
+then :data:`pgbook.ppo.CONTINUOUS_DEFAULTS` with the tuning of :data:`pgbook.ppo.ENV_PRESETS` for
+the environment (``--set`` still overrides any field). A2C needs a Discrete action space.
 """
 
 from __future__ import annotations
@@ -108,6 +113,8 @@ def build_config(agent: str, env_id: str, seed: int, steps: int, overrides: list
             kwargs[key] = _parse_value(raw, _field_kind(cls, key), _optional(cls, key))
         except ValueError as exc:
             raise ValueError(f"--set {key}: {exc}") from None
+    if agent == "ppo":  # a Box action space selects the continuous defaults (fields set here win)
+        return cls.for_env(kwargs.pop("env_id"), **kwargs)
     cfg = cls(**kwargs)
     agents_common.check_env(cfg.env_id)  # an unknown id, a missing dependency or a continuous-action env fails here
     return cfg
@@ -207,6 +214,11 @@ def _fields_help() -> str:
     for name, (cls, _) in sorted(AGENTS.items()):
         items = [f"{f.name}={_show(f.default)}" for f in dataclasses.fields(cls) if f.name not in ("env_id", "seed", "total_steps")]
         lines.append(textwrap.fill(", ".join(items), width=92, initial_indent=f"  {name} ({cls.__name__}): ", subsequent_indent="    "))
+    items = [f"{k}={_show(v)}" for k, v in ppo.CONTINUOUS_DEFAULTS.items()]
+    lines.append(textwrap.fill(", ".join(items), width=92, initial_indent="  ppo, Box action space: ", subsequent_indent="    "))
+    for env_id, preset in sorted(ppo.ENV_PRESETS.items()):
+        items = [f"{k}={_show(v)}" for k, v in preset.items()]
+        lines.append(textwrap.fill(", ".join(items), width=92, initial_indent=f"  ppo, {env_id}: ", subsequent_indent="    "))
     return "\n".join(lines)
 
 
@@ -241,12 +253,13 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pgbook.train",
         description="Train A2C (chapter 9) or PPO (chapter 10) on a gymnasium environment with a "
-        "Discrete action space, then evaluate the greedy policy.",
+        "Discrete action space (PPO also: a Box action space, chapter 11), then evaluate the greedy "
+        "(Gaussian: mean) policy.",
         epilog=EPILOG.format(fields=_fields_help()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("agent", choices=sorted(AGENTS), help="the agent: a2c (pgbook.a2c) or ppo (pgbook.ppo)")
-    parser.add_argument("--env", default="CartPole-v1", help="gymnasium id with a Discrete action space (default CartPole-v1)")
+    parser.add_argument("--env", default="CartPole-v1", help="gymnasium id with a Discrete action space (ppo also: a Box one) (default CartPole-v1)")
     parser.add_argument("--seed", type=int, default=0, help="seeds torch, the environments and the evaluation (default 0)")
     parser.add_argument("--steps", type=int, default=100_000, help="total environment steps (default 100000)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/AGENT-ENV-sSEED)")
@@ -326,7 +339,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     bar.close()
 
-    returns = agents_common.evaluate(result.model, cfg.env_id, args.eval_episodes, 10_000 + cfg.seed, cfg.max_episode_steps)
+    returns = agents_common.evaluate(
+        result.model, cfg.env_id, args.eval_episodes, 10_000 + cfg.seed, cfg.max_episode_steps, result.obs_rms
+    )
     record.update(
         status="completed",
         steps_trained=result.steps,

@@ -1,0 +1,212 @@
+"""PPO on a Box action space (issue 15): the diagonal Gaussian head, the rollout, the CLI on Pendulum-v1.
+
+Independent references: the Gaussian's log-density and entropy in closed form (numpy, float64) and
+torch.distributions.Normal; the actions that reach ``env.step`` recorded by a wrapper; the true
+final observation of a truncated episode recomputed by replaying the recorded actions in a fresh
+environment.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.wrappers.utils import RunningMeanStd
+
+from pgbook import envs as E
+from pgbook import evaluation, heads, networks, ppo, rollout
+from pgbook import train as cli
+
+
+class Spy(gym.vector.VectorWrapper):
+    """Records the actions passed to ``step`` and the infos returned."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.actions, self.infos = [], []
+
+    def step(self, actions):
+        self.actions.append(np.array(actions, copy=True))
+        out = self.env.step(actions)
+        self.infos.append(out[-1])
+        return out
+
+
+def _gaussian_model(log_std_init=0.0, seed=0):
+    torch.manual_seed(seed)
+    return networks.ActorCritic(3, hidden=(8,), action_dim=1, log_std_init=log_std_init)
+
+
+def test_gaussian_head_matches_closed_form_and_normal():
+    """log pi = sum_i log N(a_i; mu_i, sigma_i^2) and H = sum_i (log sigma_i + (1 + log 2 pi)/2), d = 3."""
+    g = torch.Generator().manual_seed(1)
+    mu = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    log_std = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    a = torch.randn(5, 3, generator=g, dtype=torch.float64) * 2
+    head = heads.DiagGaussianHead(3)
+    dist = head.distribution(torch.cat([mu, log_std], -1))
+    m, s, x = mu.numpy(), np.exp(log_std.numpy()), a.numpy()
+    closed_lp = (-((x - m) ** 2) / (2 * s**2) - np.log(s) - 0.5 * math.log(2 * math.pi)).sum(1)
+    closed_h = (np.log(s) + 0.5 * (1 + math.log(2 * math.pi))).sum(1)
+    np.testing.assert_allclose(head.log_prob(dist, a).numpy(), closed_lp, rtol=1e-12)
+    np.testing.assert_allclose(head.entropy(dist).numpy(), closed_h, rtol=1e-12)
+    ref = torch.distributions.Independent(torch.distributions.Normal(mu, log_std.exp()), 1)
+    np.testing.assert_allclose(head.log_prob(dist, a).numpy(), ref.log_prob(a).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(head.entropy(dist).numpy(), ref.entropy().numpy(), rtol=1e-12)
+    assert torch.equal(head.mode(torch.cat([mu, log_std], -1)), mu)
+    assert isinstance(head, heads.PolicyHead) and isinstance(heads.CategoricalHead(2), heads.PolicyHead)
+
+
+def test_gaussian_score_of_log_std_by_autograd():
+    """The network's log sigma gets the score d log pi / d log sigma_i = (a_i - mu_i)^2 / sigma_i^2 - 1."""
+    model = _gaussian_model(log_std_init=0.3)
+    obs = torch.tensor([[0.2, -0.5, 1.0], [1.0, 0.0, -2.0]])
+    a = torch.tensor([[1.5], [-0.7]])
+    params = model.policy_params(obs)
+    assert params.shape == (2, 2) and torch.all(params[:, 1] == 0.3)
+    model.head.log_prob(model.distribution(params), a).sum().backward()
+    mu = model.actor(obs).detach()
+    expected = (((a - mu) ** 2) / math.exp(0.6) - 1).sum(0)
+    torch.testing.assert_close(model.log_std.grad, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_actions_are_clipped_only_at_env_step_and_log_prob_is_of_the_unclipped_action():
+    """sigma = e^2 makes most samples leave [-2, 2]: the env gets clip(a), the rollout keeps a and log pi(a)."""
+    model = _gaussian_model(log_std_init=2.0)
+    envs = Spy(E.make_vec_env("Pendulum-v1", 2))
+    storage = rollout.RolloutStorage(16, 2, 3, action_dim=1)
+    tracker = rollout.EpisodeTracker(2)
+    obs, _ = envs.reset(seed=0)
+    torch.manual_seed(0)
+    rollout.collect_rollout(envs, model, storage, obs, tracker)
+    stored = storage.actions.numpy()
+    sent = np.stack(envs.actions)
+    assert np.abs(stored).max() > 2.0  # the samples do leave the bounds
+    np.testing.assert_array_equal(sent, np.clip(stored, -2.0, 2.0))
+    with torch.no_grad():
+        mu = model.actor(storage.obs).numpy()
+    sigma = math.exp(2.0)
+    closed = (-((stored - mu) ** 2) / (2 * sigma**2) - math.log(sigma) - 0.5 * math.log(2 * math.pi)).sum(-1)
+    np.testing.assert_allclose(storage.log_probs.numpy(), closed, rtol=1e-5, atol=1e-5)
+    of_clipped = (-((sent - mu) ** 2) / (2 * sigma**2) - math.log(sigma) - 0.5 * math.log(2 * math.pi)).sum(-1)
+    assert np.abs(storage.log_probs.numpy() - of_clipped).max() > 0.01
+
+
+@pytest.mark.parametrize("bootstrap", [True, False])
+def test_truncation_bootstraps_from_the_true_final_observation(bootstrap):
+    """Pendulum truncated after 5 steps: next_values[4] = V(s_5) recomputed by replaying the actions (0 in the ablation)."""
+    model = _gaussian_model()
+    envs = Spy(E.make_vec_env("Pendulum-v1", 1, max_episode_steps=5))
+    storage = rollout.RolloutStorage(8, 1, 3, action_dim=1)
+    obs, _ = envs.reset(seed=3)
+    torch.manual_seed(0)
+    rollout.collect_rollout(envs, model, storage, obs, rollout.EpisodeTracker(1), bootstrap)
+    assert storage.episode_end[:, 0].tolist() == [0, 0, 0, 0, 1, 0, 0, 0]
+    assert storage.terminated[:, 0].tolist() == [0, 0, 0, 0, 0 if bootstrap else 1, 0, 0, 0]
+    replay = gym.make("Pendulum-v1", max_episode_steps=5)
+    s, _ = replay.reset(seed=3)
+    for a in envs.actions[:5]:
+        s, *_ = replay.step(a[0])
+    with torch.no_grad():
+        v_final = float(model.value(torch.tensor(s[None], dtype=torch.float32)))
+        v_reset = float(model.value(storage.obs[5]))
+    expected = v_final if bootstrap else 0.0
+    assert float(storage.next_values[4, 0]) == pytest.approx(expected, abs=1e-6)
+    assert abs(v_final - v_reset) > 1e-3  # the reset observation would give another number
+    assert float(storage.next_values[3, 0]) == pytest.approx(float(storage.values[4, 0]), abs=0)
+
+
+def test_reward_scaling_keeps_raw_returns_and_obs_statistics_are_shared():
+    """NormalizeReward scales the learning rewards; the tracker sums the environment's; one RunningMeanStd for all envs."""
+    rms = RunningMeanStd(shape=(3,))
+    envs = E.make_vec_env("Pendulum-v1", 2, max_episode_steps=4, obs_rms=rms, reward_gamma=0.9)
+    model = _gaussian_model()
+    storage = rollout.RolloutStorage(4, 2, 3, action_dim=1)
+    tracker = rollout.EpisodeTracker(2)
+    obs, _ = envs.reset(seed=0)
+    torch.manual_seed(0)
+    rollout.collect_rollout(envs, model, storage, obs, tracker)
+    assert rms.count == pytest.approx(1e-4 + 2 + 2 * 4 + 2)  # 2 resets, 8 steps, 2 autoresets: one shared count
+    assert len(tracker.finished) == 2
+    # an unwrapped Pendulum's cost is in [-16.3, 0]; the raw episode return is a sum of 4 of them
+    assert all(-4 * 16.3 <= r <= 0 for _, r, _ in tracker.finished)
+    assert not np.allclose(storage.rewards.sum(0).numpy(), [r for _, r, _ in tracker.finished])
+
+
+def _tiny_pendulum_cfg(**kw):
+    return ppo.PPOConfig.for_env(
+        "Pendulum-v1", normalize_obs=True, normalize_reward=True, total_steps=512, n_envs=2, n_steps=128, minibatch_size=64, n_epochs=2, hidden=(16,),
+        device="cpu", seed=7, **kw,
+    )
+
+
+def test_short_pendulum_run_is_deterministic_and_finite():
+    """Two PPO runs with the same seed: identical logs and parameters; every number finite."""
+    runs = [ppo.train(_tiny_pendulum_cfg(eval_every=256, eval_episodes=2)) for _ in range(2)]
+    a, b = runs
+    assert a.model.continuous and a.obs_rms is not None and len(a.log) == 2 and len(a.evals) == 2
+    assert [{k: v for k, v in r.items()} for r in a.log] == [{k: v for k, v in r.items()} for r in b.log]
+    for (k, p), (_, q) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert torch.equal(p, q), k
+    assert np.array_equal(a.obs_rms.mean, b.obs_rms.mean) and a.episodes == b.episodes and a.evals == b.evals
+    numbers = [v for r in a.log for k, v in r.items() if k != "epochs"] + [m for _, m, _ in a.evals]
+    assert np.all(np.isfinite(numbers))
+    assert all(np.isfinite(list(a.model.parameters())[i].detach().numpy()).all() for i in range(len(list(a.model.parameters()))))
+
+
+def test_pendulum_preset_and_cli_writes_outputs(tmp_path, capsys):
+    """`python -m pgbook.train ppo --env Pendulum-v1` picks the continuous preset and writes the four outputs."""
+    cfg = ppo.PPOConfig.for_env("Pendulum-v1")
+    assert (cfg.gamma, cfg.n_envs, cfg.normalize_obs, cfg.normalize_reward, cfg.anneal_clip) == (0.9, 4, False, False, False)
+    generic = ppo.PPOConfig.for_env("MountainCarContinuous-v0")  # Box, no tuning: CleanRL's defaults
+    assert (generic.n_envs, generic.n_steps, generic.normalize_obs, generic.normalize_reward) == (1, 2048, True, True)
+    assert ppo.PPOConfig.for_env("CartPole-v1") == ppo.PPOConfig()  # discrete: the class defaults
+    out = tmp_path / "run"
+    argv = ["ppo", "--env", "Pendulum-v1", "--steps", "512", "--no-progress", "--eval-episodes", "2", "--out", str(out),
+            "--set", "n_envs=1", "--set", "n_steps=256", "--set", "n_epochs=1", "--set", "hidden=16"]
+    assert cli.main(argv) == 0
+    for name in cli.OUTPUTS:
+        assert (out / name).exists(), name
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "completed" and record["steps_trained"] == 512
+    assert record["config"]["gamma"] == 0.9 and record["config"]["n_envs"] == 1
+    assert math.isfinite(record["final_evaluation"]["mean"]) and record["final_evaluation"]["mean"] <= 0
+    assert "a Box one" in cli.make_parser().format_help() or "Box action space" in cli.make_parser().format_help()
+
+
+@pytest.mark.kernel_independent
+def test_new_building_blocks_reject_bad_arguments():
+    """ValueError naming the argument."""
+    cases = [
+        (lambda: networks.ActorCritic(3), "n_actions"),
+        (lambda: networks.ActorCritic(3, 2, action_dim=1), "action_dim"),
+        (lambda: networks.ActorCritic(3, action_dim=0), "action_dim"),
+        (lambda: networks.ActorCritic(3, action_dim=1, log_std_init=float("nan")), "log_std_init"),
+        (lambda: heads.DiagGaussianHead(0), "action_dim"),
+        (lambda: heads.CategoricalHead(1), "n_actions"),
+        (lambda: rollout.RolloutStorage(2, 1, 3, action_dim=0), "action_dim"),
+        (lambda: E.env_spaces("NoSuchEnv-v0"), "not a registered"),
+        (lambda: E.make_vec_env("Pendulum-v1", 1, obs_rms="x"), "obs_rms"),
+        (lambda: E.make_vec_env("Pendulum-v1", 1, obs_rms=RunningMeanStd(shape=(4,))), "obs_rms"),
+        (lambda: E.make_vec_env("Pendulum-v1", 1, reward_gamma=1.5), "reward_gamma"),
+        (lambda: evaluation.evaluate(_gaussian_model(), "CartPole-v1", 1), "env_id"),
+        (lambda: evaluation.evaluate(_gaussian_model(), "Pendulum-v1", 1, obs_rms=RunningMeanStd(shape=(2,))), "obs_rms"),
+        (lambda: evaluation.greedy_probability(_gaussian_model(), np.zeros((1, 3))), "model"),
+        (lambda: ppo.PPOConfig.for_env("NoSuchEnv-v0"), "not a registered"),
+        (lambda: ppo.PPOConfig.for_env("Pendulum-v1", n_epochs=0), "n_epochs"),
+    ]
+    for make, match in cases:
+        with pytest.raises(ValueError, match=match):
+            make()
+    envs = E.make_vec_env("CartPole-v1", 1)
+    obs, _ = envs.reset(seed=0)
+    with pytest.raises(ValueError, match="envs"):
+        rollout.collect_rollout(envs, _gaussian_model(), rollout.RolloutStorage(2, 1, 3, action_dim=1),
+                                np.zeros((1, 3)), rollout.EpisodeTracker(1))
+    with pytest.raises(ValueError, match="storage"):
+        rollout.collect_rollout(envs, networks.ActorCritic(4, 2), rollout.RolloutStorage(2, 1, 4, action_dim=1),
+                                obs, rollout.EpisodeTracker(1))
