@@ -71,6 +71,7 @@ from pgbook import montecarlo, policies, ppo, reproducibility, results, score_fu
 from pgbook import value_learning
 from pgbook import agent_config, evaluation, heads, networks, rollout
 from pgbook import envs as pg_envs
+from pgbook import gaussian, lq, normalization
 from gymnasium.wrappers.utils import RunningMeanStd
 
 # ============================================================================================
@@ -693,6 +694,32 @@ REGISTRY: dict[str, Fn | NotFuzzed] = {
     "evaluation.TrainResult": NotFuzzed("result type of a2c.train / ppo.train (plain data container)"),
     "ppo.CONTINUOUS_DEFAULTS": NotFuzzed("constant: PPO's defaults for a Box action space (a dict)"),
     "ppo.ENV_PRESETS": NotFuzzed("constant: PPO's per-environment tunings (a dict of dicts)"),
+    # ---- ch11: continuous actions (the mathematics)
+    "gaussian.LOG_STD_RANGE": NotFuzzed("constant: the interval log_std must lie in"),
+    "gaussian.diag_gaussian_log_prob": Fn(gaussian.diag_gaussian_log_prob, mk(a=np.array([[0.3, -1.0], [1.2, 0.5]]), mean=np.array([0.1, 0.2]), log_std=np.array([-0.5, 0.3]))),
+    "gaussian.diag_gaussian_score": Fn(gaussian.diag_gaussian_score, mk(a=np.array([[0.3, -1.0], [1.2, 0.5]]), mean=np.array([0.1, 0.2]), log_std=np.array([-0.5, 0.3]))),
+    "gaussian.diag_gaussian_entropy": Fn(gaussian.diag_gaussian_entropy, mk(log_std=np.array([-0.5, 0.3]))),
+    "gaussian.tanh_log_det_jacobian": Fn(gaussian.tanh_log_det_jacobian, mk(u=np.array([0.3, -25.0, 40.0]))),
+    "gaussian.squashed_log_prob": Fn(gaussian.squashed_log_prob, mk(u=np.array([[0.3, -1.0], [1.2, 25.0]]), mean=np.array([0.1, 0.2]), log_std=np.array([-0.5, 0.3]))),
+    "gaussian.squashed_entropy": Fn(gaussian.squashed_entropy, mk(mean=np.array([0.1, 2.0]), log_std=np.array([-0.5, 0.3]), n_nodes=20)),
+    "gaussian.beta_log_prob": Fn(gaussian.beta_log_prob, mk(a=np.array([[0.3], [-0.5]]), alpha=np.array([2.0]), beta=np.array([1.5]), low=-1.0, high=1.0)),
+    "gaussian.beta_score": Fn(gaussian.beta_score, mk(a=np.array([[0.3], [-0.5]]), alpha=np.array([2.0]), beta=np.array([1.5]), low=-1.0, high=1.0)),
+    "gaussian.gaussian_symbolic": Fn(gaussian.gaussian_symbolic, mk(), check_valid=False),
+    "lq.bandit_objective": Fn(lq.bandit_objective, mk(mean=0.3, log_std=-0.2, a_star=1.0)),
+    "lq.bandit_gradient": Fn(lq.bandit_gradient, mk(mean=0.3, log_std=-0.2, a_star=1.0)),
+    "lq.gaussian_expectation": Fn(lq.gaussian_expectation, mk(f=_const(lambda a: a**2), mean=0.3, log_std=-0.2, n_nodes=4)),
+    "lq.expectation_quad": Fn(lq.expectation_quad, mk(f=_const(lambda a: float(np.clip(a, -1.0, 1.0)) ** 2), mean=0.3, log_std=-0.2, breakpoints=np.array([-1.0, 1.0]))),
+    "lq.estimator_moments": Fn(lq.estimator_moments, mk(mean=0.3, log_std=-0.2, a_star=1.0, baseline=-1.0)),
+    "lq.optimal_baseline": Fn(lq.optimal_baseline, mk(mean=0.3, log_std=-0.2, a_star=1.0)),
+    "lq.contextual_objective": Fn(lq.contextual_objective, mk(w=0.4, c=-0.3, l0=-0.5, l1=0.35, k=1.5)),
+    "lq.contextual_gradient": Fn(lq.contextual_gradient, mk(w=0.4, c=-0.3, l0=-0.5, l1=0.35, k=1.5)),
+    "lq.clipped_objective": Fn(lq.clipped_objective, mk(mean=0.5, log_std=-0.3, a_star=1.0, low=-1.0, high=1.0)),
+    "lq.clipped_gradient": Fn(lq.clipped_gradient, mk(mean=0.5, log_std=-0.3, a_star=1.0, low=-1.0, high=1.0)),
+    "normalization.scale_rewards": Fn(normalization.scale_rewards, mk(mdp=mdp3, c=2.5)),
+    "normalization.optimal_action_values": Fn(normalization.optimal_action_values, mk(mdp=mdp3, tol=1e-10, max_iter=10_000)),
+    "normalization.ScriptedEnv": Fn(normalization.ScriptedEnv, mk(observations=np.zeros((3, 2)), rewards=np.array([1.0, -1.0]), terminated=np.array([False, True]))),
+    "normalization.normalize_reward_scales": Fn(normalization.normalize_reward_scales, mk(rewards=np.array([1.0, -0.5, 2.0]), gamma=0.99, epsilon=1e-8, terminated=np.array([False, True, False]))),
+    "normalization.normalize_observation_trace": Fn(normalization.normalize_observation_trace, mk(observations=np.array([[1.0, 2.0], [0.5, -1.0], [3.0, 0.0]]), epsilon=1e-8)),
     # ---- results
     "results.RESULT_FILES": NotFuzzed("constant: the names of the shipped result files"),
     "results.read_rows": Fn(results.read_rows, mk(name="cartpole_solve.csv")),

@@ -168,12 +168,18 @@ def test_sigint_to_a_real_process_exits_130_and_saves(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "pgbook.train", "ppo", "--steps", "10000000", "--no-progress", "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},  # SIGABRT below prints every thread's stack
     )
     banner = proc.stdout.readline()  # printed after the checks, just before training starts
     assert "writing to" in banner, banner + proc.stderr.read()
     time.sleep(1.5)  # usually a few updates (about 0.1 s each); none is fine too
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=120)  # seconds normally; generous for a loaded CI machine
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)  # a hang: fail with where the process was
+        _, err = proc.communicate(timeout=30)
+        pytest.fail(f"no exit 120 s after SIGINT; the process's stacks:\n{err[-6000:]}")
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted after" in err
     record = json.loads((out / "run.json").read_text())

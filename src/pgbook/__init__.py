@@ -20,6 +20,9 @@ One module per topic, each naming the chapter and equations it implements:
   normalisation), :mod:`pgbook.heads` (categorical and diagonal Gaussian policies),
   :mod:`pgbook.networks` (actor-critic), :mod:`pgbook.rollout` (rollouts, GAE) and
   :mod:`pgbook.evaluation`; :mod:`pgbook.agents_common` re-exports them.
+* :mod:`pgbook.gaussian`, :mod:`pgbook.lq`, :mod:`pgbook.normalization` — continuous-action policies
+  (diagonal Gaussian, tanh-squashed, Beta), one-dimensional problems with closed-form J and gradient,
+  reward scaling and gymnasium's normalisation wrappers, exactly (ch. 11).
 * :mod:`pgbook.value_learning` — where the critic converges: the semi-gradient (TD) fixed point
   versus the minimiser of the notes' value loss differentiated as written (ch. 9, errata).
 * :mod:`pgbook.results` — the committed benchmark results chapters 9–10 plot, shipped as package data.
