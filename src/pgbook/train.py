@@ -31,9 +31,11 @@ import dataclasses
 import datetime
 import json
 import os
+import signal
 import sys
 import tempfile
 import textwrap
+import threading
 import typing
 from pathlib import Path
 from typing import Callable
@@ -297,6 +299,19 @@ def main(argv: list[str] | None = None) -> int:
     per_update = cfg.n_envs * cfg.n_steps
     n_updates = cfg.total_steps // per_update
     planned = n_updates * per_update
+    # Ctrl-C sets a flag that the next progress call (after each update) turns into KeyboardInterrupt.
+    # A KeyboardInterrupt raised wherever the signal happens to land can be lost (one raised inside a
+    # finalizer, __del__ or weakref callback is only printed as "Exception ignored"): CI once saw
+    # training go on for minutes after SIGINT. A second Ctrl-C interrupts at once.
+    interrupted = []
+
+    def on_sigint(signum, frame):
+        if interrupted:
+            raise KeyboardInterrupt
+        interrupted.append(signum)
+
+    previous_handler = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
+
     rounded = "" if planned == cfg.total_steps else f"; --steps {cfg.total_steps} rounded down to whole updates"
     print(
         f"{args.agent.upper()} on {cfg.env_id}, seed {cfg.seed}: {planned} steps = {n_updates} updates of "
@@ -327,16 +342,23 @@ def main(argv: list[str] | None = None) -> int:
         ret = f"{np.mean(recent):.1f}" if recent else "n/a"
         rate = bar.format_dict.get("rate")
         bar.set_postfix_str(f"return {ret}, SPS {rate:.0f}" if rate else f"return {ret}", refresh=False)
+        if interrupted:  # after recording this update: the saved log ends with it
+            raise KeyboardInterrupt
 
     train = AGENTS[args.agent][1]
     try:
         result = train(cfg, progress=progress)
+        if interrupted:  # Ctrl-C after the last update
+            raise KeyboardInterrupt
     except KeyboardInterrupt:
         bar.close()
         record.update(status="interrupted", steps_trained=seen["steps"])
         _write_outputs(out, args.agent, cfg, seen["log"], list(seen["episodes"]), list(seen["evals"]), record)
         print(f"interrupted after {seen['steps']} steps; saved the log so far and run.json in {out}", file=sys.stderr)
         return 130
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
     bar.close()
 
     returns = agents_common.evaluate(
