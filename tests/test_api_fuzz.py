@@ -717,8 +717,10 @@ REGISTRY: dict[str, Fn | NotFuzzed] = {
     "lq.clipped_gradient": Fn(lq.clipped_gradient, mk(mean=0.5, log_std=-0.3, a_star=1.0, low=-1.0, high=1.0)),
     "normalization.scale_rewards": Fn(normalization.scale_rewards, mk(mdp=mdp3, c=2.5)),
     "normalization.optimal_action_values": Fn(normalization.optimal_action_values, mk(mdp=mdp3, tol=1e-10, max_iter=10_000)),
-    "normalization.ScriptedEnv": Fn(normalization.ScriptedEnv, mk(observations=np.zeros((3, 2)), rewards=np.array([1.0, -1.0]), terminated=np.array([False, True]))),
-    "normalization.normalize_reward_scales": Fn(normalization.normalize_reward_scales, mk(rewards=np.array([1.0, -0.5, 2.0]), gamma=0.99, epsilon=1e-8, terminated=np.array([False, True, False]))),
+    "normalization.ScriptedEnv": Fn(normalization.ScriptedEnv, mk(observations=np.zeros((3, 2)), rewards=np.array([1.0, -1.0]), terminated=np.array([False, True]), truncated=np.array([True, False]))),
+    "normalization.normalize_reward_scales": Fn(normalization.normalize_reward_scales, mk(rewards=np.array([1.0, -0.5, 2.0]), gamma=0.99, epsilon=1e-8, terminated=np.array([False, True, False]), truncated=np.array([True, False, False]), vector=False)),
+    "normalization.normalize_reward_accumulators": Fn(normalization.normalize_reward_accumulators, mk(rewards=np.array([1.0, -0.5, 2.0]), gamma=0.99, epsilon=1e-8, terminated=np.array([False, True, False]), truncated=np.array([True, False, False]), vector=True)),
+    "lq.clipped_score_bias": Fn(lq.clipped_score_bias, mk(mean=0.5, log_std=-0.3, a_star=1.0, low=-1.0, high=1.0)),
     "normalization.normalize_observation_trace": Fn(normalization.normalize_observation_trace, mk(observations=np.array([[1.0, 2.0], [0.5, -1.0], [3.0, 0.0]]), epsilon=1e-8)),
     # ---- results
     "results.RESULT_FILES": NotFuzzed("constant: the names of the shipped result files"),

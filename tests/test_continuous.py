@@ -257,7 +257,35 @@ def test_clip_estimator_unbiased_with_unclipped_score(m, l, ast):
             m, l, [LOW, HIGH]) for i in range(2)])
 
     assert np.abs(est(False) - gr).max() < 1e-8
-    assert np.abs(est(True) - gr).max() > 1e-2  # scoring the clipped action is biased here
+    bias = est(True) - gr
+    assert np.abs(bias).max() > 1e-2  # scoring the clipped action is biased here
+    # ... by exactly B = sum_e r(e) [P_e grad log N(e) - grad P_e] (quadrature vs the closed form)
+    assert np.abs(bias - lq.clipped_score_bias(m, l, ast, LOW, HIGH)).max() < 1e-8
+
+
+@pytest.mark.claim("prop-cont-clip-unbiased", how="finite difference")
+@pytest.mark.parametrize("m,l,ast", [(0.5, -0.3, 1.0), (-0.4, 0.3, -1.0), (0.2, 0.1, 0.3)])
+def test_clip_bias_edge_terms(m, l, ast):
+    """Each edge term of B from central differences of the clipped masses P_low = Phi(alpha),
+    P_high = 1 - Phi(beta) (scipy's ndtr, not the closed-form derivatives), and the term of an edge
+    where r = 0 vanishes: a* = high kills the high-side term, a* = low the low-side one."""
+    from scipy.special import ndtr
+
+    def masses(mm, ll):
+        s = math.exp(ll)
+        return np.array([ndtr((LOW - mm) / s), 1.0 - ndtr((HIGH - mm) / s)])
+
+    h = 1e-6
+    dP = np.stack([(masses(m + h, l) - masses(m - h, l)) / (2 * h), (masses(m, l + h) - masses(m, l - h)) / (2 * h)], 1)
+    P = masses(m, l)
+    terms = []
+    for k, e in enumerate((LOW, HIGH)):
+        score_e = np.array([s[0] for s in G.diag_gaussian_score([e], [m], [l])])
+        terms.append(-((e - ast) ** 2) * (P[k] * score_e - dP[k]))
+    assert np.abs(terms[0] + terms[1] - lq.clipped_score_bias(m, l, ast, LOW, HIGH)).max() < 1e-7
+    for k, e in enumerate((LOW, HIGH)):
+        if e == ast:
+            assert np.abs(terms[k]).max() == 0.0
 
 
 @pytest.mark.claim("rem-cont-clip-drift", how="exact")
@@ -272,9 +300,19 @@ def test_clip_drift():
         assert abs(lq.clipped_objective(40.0, l, 1.0, LOW, HIGH)) < 1e-12
     from scipy import optimize
 
-    best = optimize.minimize_scalar(lambda m: -lq.clipped_objective(m, math.log(0.5), 0.8, LOW, HIGH),
-                                    bounds=(-1.0, 3.0), method="bounded", options={"xatol": 1e-10})
-    assert best.x > 0.8 + 0.1
+    # a global search: a grid, then Brent's method in the bracket around the best grid point
+    f = lambda m: -lq.clipped_objective(m, math.log(0.5), 0.8, LOW, HIGH)  # noqa: E731
+    grid = np.linspace(-1.0, 8.0, 901)
+    i = int(np.argmin([f(m) for m in grid]))
+    best = optimize.minimize_scalar(f, bounds=(grid[max(i - 1, 0)], grid[min(i + 1, 900)]), method="bounded", options={"xatol": 1e-10})
+    assert 0 < i < 900 and best.x > 0.8 + 0.1
+    # the slope at mu = a* is -2 sigma (phi(alpha) - phi(beta)) > 0 exactly when a* is above the midpoint
+    for ast in (-0.9, -0.3, 0.3, 0.8):
+        for sig in (0.1, 0.5, 2.0):
+            al, be = (LOW - ast) / sig, (HIGH - ast) / sig
+            slope = lq.clipped_gradient(ast, math.log(sig), ast, LOW, HIGH)[0]
+            phi = lambda z: math.exp(-z * z / 2) / math.sqrt(2 * math.pi)  # noqa: E731
+            assert abs(slope + 2 * sig * (phi(al) - phi(be))) < 1e-12 and (slope > 0) == (ast > (LOW + HIGH) / 2)
     # the optimum is one of the objective the environment defines: J_clip agrees with quadrature there,
     # and the quadrature objective is lower half a step to either side
     for m in (best.x - 0.05, best.x, best.x + 0.05):
@@ -323,10 +361,23 @@ def test_tanh_jacobian_cancels_in_score_and_ratio():
     gm, gl = torch.autograd.grad(td.log_prob(torch.tanh(torch.tensor(u))).sum(), [m_t, l_t])
     sm, sl = G.diag_gaussian_score(u, mean, log_std)
     assert _rel(sm.sum(0), gm.numpy()) < 1e-9 and _rel(sl.sum(0), gl.numpy()) < 1e-9
-    mean2, log_std2 = mean + 0.3, log_std - 0.2
-    ratio_sq = G.squashed_log_prob(u, mean2, log_std2) - G.squashed_log_prob(u, mean, log_std)
-    ratio_g = G.diag_gaussian_log_prob(u, mean2, log_std2) - G.diag_gaussian_log_prob(u, mean, log_std)
-    assert np.abs(ratio_sq - ratio_g).max() < 1e-12
+    # the ratio: torch's squashed densities (with their own Jacobian) at two parameter sets, against the
+    # ratio of Gaussian densities of u (torch Normal) and against pgbook's squashed log-densities
+    mean2, log_std2 = mean + np.array([0.3, -0.5]), log_std + np.array([-0.2, 0.4])
+
+    def torch_squashed(mm, ll):
+        return torch.distributions.TransformedDistribution(torch.distributions.Normal(torch.tensor(mm), torch.tensor(ll).exp()),
+                                                           [torch.distributions.transforms.TanhTransform()])
+
+    a_t = torch.tanh(torch.tensor(u))
+    log_ratio_torch = (torch_squashed(mean2, log_std2).log_prob(a_t) - torch_squashed(mean, log_std).log_prob(a_t)).sum(-1).numpy()
+    u_t = torch.tensor(u)
+    log_ratio_gauss = (torch.distributions.Normal(torch.tensor(mean2), torch.tensor(log_std2).exp()).log_prob(u_t)
+                       - torch.distributions.Normal(torch.tensor(mean), torch.tensor(log_std).exp()).log_prob(u_t)).sum(-1).numpy()
+    log_ratio_pg = G.squashed_log_prob(u, mean2, log_std2) - G.squashed_log_prob(u, mean, log_std)
+    assert np.abs(log_ratio_gauss).max() > 0.5  # the two policies differ
+    assert np.abs(log_ratio_torch - log_ratio_gauss).max() < 1e-6  # torch recomputes atanh(tanh u): float64 round-off
+    assert np.abs(log_ratio_pg - log_ratio_gauss).max() < 1e-9
     # but the values differ by the (non-zero) Jacobian term
     assert np.abs(G.squashed_log_prob(u, mean, log_std) - G.diag_gaussian_log_prob(u, mean, log_std)).min() > 1e-3
 
@@ -412,14 +463,25 @@ def test_reward_scale(seed, c):
     assert np.abs(mdp.R + mdp.gamma * P @ Q.max(1) - Q).max() < 1e-9
 
 
-def _reference_scales(rewards, terminated, gamma, eps=1e-8):
+def _reference_accumulators(rewards, terminated, truncated, gamma, vector):
+    """D_t from the definition: single-env wrapper D_t = gamma (1 - terminated_t) D_{t-1} + r_t, never
+    cleared (reset() keeps it); vector wrapper (same-step autoreset): the same in float32, then D set
+    to 0 after a terminated or truncated step. Returns (D used for the statistics, D held after the step)."""
+    used, held, acc = [], [], 0.0
+    for r, te, tr in zip(rewards, terminated, truncated):
+        acc = acc * gamma * (1 - te) + r
+        if vector:
+            acc = float(np.float32(acc))
+        used.append(acc)
+        if vector and (te or tr):
+            acc = 0.0
+        held.append(acc)
+    return np.array(used), np.array(held)
+
+
+def _reference_scales(D, eps=1e-8):
     """NormalizeReward's factor recomputed from its definition: the variance of all accumulators so
     far together with the prior (count 1e-4, mean 0, variance 1), as a batch formula."""
-    D, acc = [], 0.0
-    for r, term in zip(rewards, terminated):
-        acc = acc * gamma * (1 - term) + r
-        D.append(acc)
-    D = np.array(D)
     out, c0 = [], 1e-4
     for t in range(len(D)):
         x = D[: t + 1]
@@ -437,8 +499,10 @@ def test_normalize_reward_semantics(terminate):
     rewards = np.where(np.arange(T) < 300, -1.0, -0.2) + 0.1 * np.sin(np.arange(T))
     term = (np.arange(T) % 100 == 99) if terminate else np.zeros(T, bool)
     sc = Nz.normalize_reward_scales(rewards, 0.99, terminated=term)
-    ref = _reference_scales(rewards, term, 0.99)
+    D, _ = _reference_accumulators(rewards, term, np.zeros(T, bool), 0.99, vector=False)
+    ref = _reference_scales(D)
     assert np.abs(sc - ref).max() < 1e-9 * np.abs(ref).max()
+    assert np.abs(Nz.normalize_reward_accumulators(rewards, 0.99, terminated=term) - D).max() < 1e-12
     # what the wrapper returns is reward * factor (no centring)
     env = gym.wrappers.NormalizeReward(Nz.ScriptedEnv(np.zeros((T + 1, 1)), rewards, term), gamma=0.99)
     env.reset(seed=0)
@@ -448,12 +512,43 @@ def test_normalize_reward_semantics(terminate):
     assert abs(sc[-1] / sc[99] - 1.0) > 0.05
 
 
-def test_normalize_reward_truncation_does_not_reset():
+@pytest.mark.claim("rem-cont-normalize-reward", how="exact")
+def test_normalize_reward_terminating_step_and_reset():
+    """Rewards 1, 2 (terminating), 3 with gamma = 0.5: the single-env wrapper's D is 1, 2, 4 (the
+    terminating step keeps only its reward, reset() does not clear D); the vector wrapper's D restarts
+    at 0 (1, 2, then 3)."""
+    r, te = np.array([1.0, 2.0, 3.0]), np.array([False, True, False])
+    assert np.array_equal(Nz.normalize_reward_accumulators(r, 0.5, terminated=te), [1.0, 2.0, 4.0])
+    assert np.array_equal(Nz.normalize_reward_accumulators(r, 0.5, terminated=te, vector=True), [1.0, 0.0, 3.0])
+    # truncation: the single-env wrapper keeps accumulating (1, 2.5, 4.25), the vector one restarts
+    assert np.array_equal(Nz.normalize_reward_accumulators(r, 0.5, truncated=te), [1.0, 2.5, 4.25])
+    assert np.array_equal(Nz.normalize_reward_accumulators(r, 0.5, truncated=te, vector=True), [1.0, 0.0, 3.0])
+    # the scales of the vector wrapper: statistics of D = 1, 2.5 (used at the truncated step, then cleared), 3
+    assert np.abs(Nz.normalize_reward_scales(r, 0.5, truncated=te, vector=True) - _reference_scales(np.array([1.0, 2.5, 3.0]))).max() < 1e-6
+
+
+@pytest.mark.claim("rem-cont-normalize-reward", how="exact")
+@pytest.mark.parametrize("vector", [False, True])
+def test_normalize_reward_truncation(vector):
+    """Episodes of 200 steps that end by truncation (ScriptedEnv returns truncated=True, and reset() is
+    called after it as a training loop does): the single-env wrapper never resets D, the vector wrapper
+    resets it exactly as it does after a termination."""
     T = 2000
     ends = np.arange(T) % 200 == 199
-    term = Nz.normalize_reward_scales(-np.ones(T), 0.99, terminated=ends)
-    trunc = Nz.normalize_reward_scales(-np.ones(T), 0.99)
-    assert np.allclose(term[:199], trunc[:199], rtol=1e-14) and trunc[-1] > 1.3 * term[-1]
+    rewards = -np.ones(T) + 0.05 * np.cos(np.arange(T))
+    none = np.zeros(T, bool)
+    by_term = Nz.normalize_reward_scales(rewards, 0.99, terminated=ends, vector=vector)
+    by_trunc = Nz.normalize_reward_scales(rewards, 0.99, truncated=ends, vector=vector)
+    for term, trunc, got in ((ends, none, by_term), (none, ends, by_trunc)):
+        used, held = _reference_accumulators(rewards, term, trunc, 0.99, vector)
+        assert np.abs(got - _reference_scales(used)).max() < 1e-6 * np.abs(got).max()
+        assert np.abs(Nz.normalize_reward_accumulators(rewards, 0.99, terminated=term, truncated=trunc, vector=vector) - held).max() < 1e-5 * np.abs(held).max()
+    assert np.allclose(by_term[:199], by_trunc[:199], rtol=1e-14)
+    if vector:
+        # resets on both; the runs differ only in the ending step's own D (r_T alone after a termination)
+        assert np.abs(by_trunc / by_term - 1.0).max() < 0.02
+    else:
+        assert by_trunc[-1] > 1.3 * by_term[-1]  # D settles near -1/(1 - gamma): a smaller variance, a larger factor
 
 
 @pytest.mark.claim("rem-cont-normalize-reward", how="exact")

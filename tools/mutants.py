@@ -255,6 +255,10 @@ MUTANTS: list[Mutant] = [
     Mutant("scale-rewards-shift", "prop-cont-reward-scale", "normalization.py", "R = mdp.R * c", "R = mdp.R * c + (c - 1.0)", "reward scaling that also shifts the rewards"),
     Mutant("value-iteration-gamma-squared", "prop-cont-reward-scale", "normalization.py", "Q_new = mdp.R + mdp.gamma * nxt", "Q_new = mdp.R + mdp.gamma**2 * nxt", "value iteration with gamma^2"),
     Mutant("normalize-var-not-std", "rem-cont-normalize-reward", "normalization.py", "scales[t] = 1.0 / np.sqrt(float(wrapped.return_rms.var) + epsilon)", "scales[t] = 1.0 / (float(wrapped.return_rms.var) + epsilon)", "NormalizeReward's factor read as 1/var"),
+    Mutant("tanh-jacobian-at-mean", "prop-cont-tanh-jacobian", "gaussian.py", "return log_n - np.sum(tanh_log_det_jacobian(u_b), axis=-1)", "return log_n - np.sum(tanh_log_det_jacobian(np.broadcast_to(as_float_array(mean, 'mean'), z.shape)), axis=-1)", "squashed log-density with the Jacobian evaluated at the mean instead of u"),
+    Mutant("normalize-terminated-previous-step", "rem-cont-normalize-reward", "normalization.py", "float(self._rew[t]), bool(self._term[t]), bool(self._trunc[t]), {}", "float(self._rew[t]), bool(t > 0 and self._term[t - 1]), bool(self._trunc[t]), {}", "NormalizeReward's accumulator reset with terminated_{t-1} instead of terminated_t"),
+    Mutant("normalize-truncation-as-termination", "rem-cont-normalize-reward", "normalization.py", "float(self._rew[t]), bool(self._term[t]), bool(self._trunc[t]), {}", "float(self._rew[t]), bool(self._term[t] or self._trunc[t]), False, {}", "a truncated episode end treated as a termination"),
+    Mutant("clip-bias-no-mass-derivative", "prop-cont-clip-unbiased", "lq.py", "total += r_edge * (p_edge * score - grad_p)", "total += r_edge * p_edge * score", "clipped-score bias without the derivative of the clipped mass"),
 ]
 
 

@@ -13,7 +13,9 @@ Chapter 11 (:doc:`/book/ch11_continuous_actions`). Equations implemented:
   ``l0 + l1 s`` (``l1 = 0``: a state-independent log-std), reward ``-(a - k s)^2``:
   ``J = -((w - k)^2 + c^2) - exp(2 l0 + 2 l1^2)``;
 * ``eq-cont-clip-objective`` — actions clipped to ``[low, high]`` by the environment:
-  ``J_clip = E[r(clip(a, low, high))]`` and its gradient, in closed form from truncated-normal moments.
+  ``J_clip = E[r(clip(a, low, high))]`` and its gradient, in closed form from truncated-normal moments;
+* ``prop-cont-clip-unbiased`` — the bias of the estimator that scores the *clipped* action,
+  ``B = sum_{e in {low, high}} r(e) [P_e grad log N(e) - grad P_e]`` (:func:`clipped_score_bias`).
 
 Expectations of other functions of a Gaussian action come from :func:`gaussian_expectation`
 (Gauss–Hermite: exact for polynomials) and :func:`expectation_quad` (adaptive quadrature, split at
@@ -40,6 +42,7 @@ __all__ = [
     "contextual_gradient",
     "clipped_objective",
     "clipped_gradient",
+    "clipped_score_bias",
 ]
 
 _LOG_STD_MAX = 300.0
@@ -259,3 +262,27 @@ def clipped_gradient(mean, log_std, a_star, low, high) -> np.ndarray:
     if p_in == 0.0:
         return np.zeros(2)
     return np.array([-2.0 * (sigma * m1 + d * p_in), -2.0 * sigma * (sigma * m2 + d * m1)])
+
+
+def clipped_score_bias(mean, log_std, a_star, low, high) -> np.ndarray:
+    """Bias of ``score(clip(a)) r(clip(a))`` as an estimator of ``grad J_clip`` (prop. ``prop-cont-clip-unbiased``).
+
+    The estimator agrees with the unbiased ``score(a) r(clip(a))`` inside the box; on the mass
+    ``P_e`` clipped to an edge ``e`` it gives ``P_e r(e) grad log N(e; mean, sigma^2)`` where the
+    unbiased one gives ``r(e) grad P_e``. So, in ``(mean, log_std)``,
+    ``B = sum_{e in {low, high}} r(e) [P_e grad log N(e) - grad P_e]`` with ``P_low = Phi(alpha)``,
+    ``P_high = 1 - Phi(beta)``, ``grad log N(e) = (z_e / sigma, z_e^2 - 1)``,
+    ``grad P_low = -phi(alpha) (1/sigma, alpha)`` and ``grad P_high = phi(beta) (1/sigma, beta)``.
+    It vanishes when ``r(low) = r(high) = 0``.
+    """
+    mean, sigma, a_star, low, high, alpha, beta = _clip_args(mean, log_std, a_star, low, high)
+    p_low, p_in, p_high, m1, m2 = _clip_pieces(mean, sigma, a_star, low, high, alpha, beta)
+    total = np.zeros(2)
+    for edge, z, p_edge, grad_p in (
+        (low, alpha, p_low, -_phi(alpha) * np.array([1.0 / sigma, alpha])),
+        (high, beta, p_high, _phi(beta) * np.array([1.0 / sigma, beta])),
+    ):
+        r_edge = -((edge - a_star) ** 2)
+        score = np.array([z / sigma, z * z - 1.0]) if p_edge > 0 else np.zeros(2)
+        total += r_edge * (p_edge * score - grad_p)
+    return total

@@ -5,12 +5,18 @@ Chapter 11 (:doc:`/book/ch11_continuous_actions`, section "Observation and rewar
 * ``prop-cont-reward-scale`` — multiplying every reward of an MDP by a constant ``c > 0``
   multiplies every value, advantage and the policy gradient by ``c`` and leaves the optimal
   policy unchanged: :func:`scale_rewards`, :func:`optimal_action_values` (value iteration).
-* ``rem-cont-normalize-reward`` — ``gymnasium.wrappers.NormalizeReward`` divides each reward by
-  ``sqrt(var_t + epsilon)``, where ``var_t`` is the running variance of the discounted accumulator
-  ``D_t = gamma (1 - terminated_{t-1}) D_{t-1} + r_t`` over all steps so far (a prior of count
-  1e-4, mean 0 and variance 1 included). The factor changes at every step:
-  :func:`normalize_reward_scales` runs the real wrapper over a scripted reward sequence and returns
-  the factor it applied at each step. :func:`normalize_observation_trace` does the same for
+* ``rem-cont-normalize-reward`` — ``gymnasium.wrappers.NormalizeReward`` (the single-environment
+  wrapper) divides each reward by ``sqrt(var_t + epsilon)``, where ``var_t`` is the running variance
+  of the discounted accumulator ``D_t = gamma (1 - terminated_t) D_{t-1} + r_t`` over all steps so
+  far (a prior of count 1e-4, mean 0 and variance 1 included). A terminating step keeps only its own
+  reward, ``D_T = r_T``; truncation does not reset ``D`` and neither does ``reset()``, so the next
+  episode starts from ``gamma r_T``. The vector wrapper ``gymnasium.wrappers.vector.NormalizeReward``
+  under same-step autoreset (what :func:`pgbook.envs.make_vec_env` uses) computes the same ``D_t``
+  but sets it to 0 after a terminated *or* truncated step and on ``reset()``, and keeps it in
+  float32. The factor changes at every step: :func:`normalize_reward_scales` runs either real
+  wrapper over a scripted reward sequence, calling ``reset()`` after every episode end as a training
+  loop does, and returns the factor it applied at each step; :func:`normalize_reward_accumulators`
+  returns the accumulator ``D_t``. :func:`normalize_observation_trace` does the same for
   ``NormalizeObservation``.
 
 :class:`ScriptedEnv` is the scripted environment both run the wrappers on.
@@ -26,7 +32,14 @@ import numpy as np
 from . import mdp as _mdp
 from ._validate import as_float_array, check_gamma, check_mdp, check_positive_int, check_real
 
-__all__ = ["scale_rewards", "optimal_action_values", "ScriptedEnv", "normalize_reward_scales", "normalize_observation_trace"]
+__all__ = [
+    "scale_rewards",
+    "optimal_action_values",
+    "ScriptedEnv",
+    "normalize_reward_scales",
+    "normalize_reward_accumulators",
+    "normalize_observation_trace",
+]
 
 
 def scale_rewards(mdp: _mdp.MDP, c) -> _mdp.MDP:
@@ -65,67 +78,117 @@ def optimal_action_values(mdp: _mdp.MDP, tol: float = 1e-12, max_iter: int = 100
 
 
 class ScriptedEnv(gym.Env):
-    """An environment that replays given observations, rewards and terminations, whatever the action.
+    """An environment that replays given observations, rewards and episode ends, whatever the action.
 
-    ``observations``: ``(T + 1, d)`` (the first is returned by ``reset``); ``rewards``: ``(T,)``;
-    ``terminated``: ``(T,)`` booleans or None (never). After a termination the next ``step`` simply
-    continues the script (the wrappers' statistics are what is being measured, not episodes).
+    ``observations``: ``(T + 1, d)``; ``rewards``: ``(T,)``; ``terminated`` and ``truncated``:
+    ``(T,)`` booleans or None (never). The script is one stream: ``reset`` does not rewind it but
+    returns the observation at the current position (the first one on the first call), so a loop
+    that calls ``reset`` after every episode end, as a training loop does, walks through the whole
+    script (the wrappers' statistics are what is being measured, not episodes).
     """
 
     metadata: dict = {"render_modes": []}
 
-    def __init__(self, observations, rewards, terminated=None):
+    def __init__(self, observations, rewards, terminated=None, truncated=None):
         obs = as_float_array(observations, "observations", ndim=2)
         rew = as_float_array(rewards, "rewards", ndim=1)
         if obs.shape[0] != rew.shape[0] + 1:
             raise ValueError(f"observations must have one row more than rewards ({rew.shape[0] + 1}), got {obs.shape[0]}")
         if obs.shape[1] == 0:
             raise ValueError("observations must have at least one column")
-        if terminated is None:
-            term = np.zeros(rew.shape[0], dtype=bool)
-        else:
-            term = np.asarray(terminated)
-            if term.dtype != bool or term.shape != rew.shape:
-                raise ValueError(f"terminated must be a boolean array of shape {rew.shape}, got {term.dtype} {term.shape}")
-        self._obs, self._rew, self._term = obs, rew, term
+        self._obs, self._rew = obs, rew
+        self._term = _flags(terminated, "terminated", rew.shape)
+        self._trunc = _flags(truncated, "truncated", rew.shape)
         self._t = 0
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(obs.shape[1],), dtype=np.float64)
         self.action_space = gym.spaces.Discrete(1)
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
-        self._t = 0
-        return self._obs[0].copy(), {}
+        return self._obs[self._t].copy(), {}
 
     def step(self, action):
         if self._t >= self._rew.shape[0]:
-            raise ValueError("the script has no more steps; call reset()")
+            raise ValueError("the script has no more steps")
         t = self._t
         self._t += 1
-        return self._obs[t + 1].copy(), float(self._rew[t]), bool(self._term[t]), False, {}
+        return self._obs[t + 1].copy(), float(self._rew[t]), bool(self._term[t]), bool(self._trunc[t]), {}
 
 
-def normalize_reward_scales(rewards, gamma: float = 0.99, epsilon: float = 1e-8, terminated=None) -> np.ndarray:
-    """The factor ``1 / sqrt(var_t + epsilon)`` that ``gymnasium.wrappers.NormalizeReward`` applies at each step.
+def _flags(flags, name: str, shape) -> np.ndarray:
+    if flags is None:
+        return np.zeros(shape, dtype=bool)
+    arr = np.asarray(flags)
+    if arr.dtype != bool or arr.shape != shape:
+        raise ValueError(f"{name} must be a boolean array of shape {shape}, got {arr.dtype} {arr.shape}")
+    return arr
 
-    Runs the installed wrapper over a :class:`ScriptedEnv` replaying ``rewards`` (``(T,)``) and
-    ``terminated``, and reads its running variance after each step (rem. ``rem-cont-normalize-reward``).
-    Returns ``(T,)``: the normalised reward of step ``t`` is ``rewards[t] * scales[t]``.
-    """
+
+def _run_normalize_reward(rewards, gamma, epsilon, terminated, truncated, vector):
+    """Runs NormalizeReward (single-env or vector, same-step autoreset) over the script; (scales, D)."""
     rew = as_float_array(rewards, "rewards", ndim=1)
     if rew.shape[0] == 0:
         raise ValueError("rewards must not be empty")
     gamma = check_gamma(gamma, allow_one=True)
     epsilon = check_real(epsilon, "epsilon", 0.0, low_open=True)
-    env = ScriptedEnv(np.zeros((rew.shape[0] + 1, 1)), rew, terminated)
-    wrapped = gym.wrappers.NormalizeReward(env, gamma=gamma, epsilon=epsilon)
-    wrapped.reset(seed=0)
-    scales = np.empty(rew.shape[0])
-    with np.errstate(over="ignore"):
-        for t in range(rew.shape[0]):
-            wrapped.step(0)
+    if not isinstance(vector, (bool, np.bool_)):
+        raise ValueError(f"vector must be a bool, got {vector!r}")
+    term = _flags(terminated, "terminated", rew.shape)
+    trunc = _flags(truncated, "truncated", rew.shape)
+    T = rew.shape[0]
+    scales, acc = np.empty(T), np.empty(T)
+    # float32 (vector wrapper) or float64 overflow of huge rewards gives inf / nan, as the wrapper does
+    with np.errstate(over="ignore", invalid="ignore"):
+        if vector:
+            envs = gym.vector.SyncVectorEnv(
+                [lambda: ScriptedEnv(np.zeros((T + 1, 1)), rew, term, trunc)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+            )
+            wrapped = gym.wrappers.vector.NormalizeReward(envs, gamma=gamma, epsilon=epsilon)
+
+            def step():  # the vector environment resets a finished sub-environment itself
+                wrapped.step(np.zeros(1, dtype=np.int64))
+                return float(wrapped.accumulated_reward[0])
+
+        else:
+            wrapped = gym.wrappers.NormalizeReward(ScriptedEnv(np.zeros((T + 1, 1)), rew, term, trunc), gamma=gamma, epsilon=epsilon)
+
+            def step():
+                _, _, te, tr, _ = wrapped.step(0)
+                d = float(np.asarray(wrapped.discounted_reward).reshape(-1)[0])
+                if te or tr:
+                    wrapped.reset()  # as a training loop does; this wrapper does not clear D here
+                return d
+
+        wrapped.reset(seed=0)
+        for t in range(T):
+            acc[t] = step()
             scales[t] = 1.0 / np.sqrt(float(wrapped.return_rms.var) + epsilon)
-    return scales
+    return scales, acc
+
+
+def normalize_reward_scales(rewards, gamma: float = 0.99, epsilon: float = 1e-8, terminated=None, truncated=None, vector: bool = False) -> np.ndarray:
+    """The factor ``1 / sqrt(var_t + epsilon)`` that gymnasium's ``NormalizeReward`` applies at each step.
+
+    Runs the installed wrapper over a :class:`ScriptedEnv` replaying ``rewards`` (``(T,)``),
+    ``terminated`` and ``truncated`` (rem. ``rem-cont-normalize-reward``), calling ``reset()`` after
+    every episode end. ``vector=False``: ``gymnasium.wrappers.NormalizeReward`` on the environment;
+    ``vector=True``: ``gymnasium.wrappers.vector.NormalizeReward`` on a one-environment
+    ``SyncVectorEnv`` with same-step autoreset (as :func:`pgbook.envs.make_vec_env` builds it).
+    Returns ``(T,)``: the normalised reward of step ``t`` is ``rewards[t] * scales[t]``.
+    """
+    return _run_normalize_reward(rewards, gamma, epsilon, terminated, truncated, vector)[0]
+
+
+def normalize_reward_accumulators(rewards, gamma: float = 0.99, epsilon: float = 1e-8, terminated=None, truncated=None, vector: bool = False) -> np.ndarray:
+    """The accumulator ``D_t`` whose running variance ``NormalizeReward`` divides by, after each step.
+
+    Same arguments and run as :func:`normalize_reward_scales`. Single-environment wrapper:
+    ``D_t = gamma (1 - terminated_t) D_{t-1} + r_t``, never cleared (rem. ``rem-cont-normalize-reward``).
+    Vector wrapper: the same recursion in float32, the statistics updated with it, and then ``D``
+    set to 0 after a terminated or truncated step; the value returned is the one the wrapper holds
+    after the step (0 after an episode end).
+    """
+    return _run_normalize_reward(rewards, gamma, epsilon, terminated, truncated, vector)[1]
 
 
 def normalize_observation_trace(observations, epsilon: float = 1e-8) -> np.ndarray:
