@@ -40,8 +40,12 @@ INSTALL_TAG = "remove-cell"
 INSTALL_MARK = "# Outside a clone of the book (Colab, a downloaded notebook), install pgbook first."
 
 
+def _config(root: Path) -> dict:
+    return yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
+
+
 def repository_url(root: Path = ROOT) -> str:
-    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
+    config = _config(root)
     url = str(config["repository"]["url"]).rstrip("/")
     if not re.fullmatch(r"https://github\.com/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", url):
         raise SystemExit(f"_config.yml: repository.url must be https://github.com/OWNER/NAME, got {url!r}")
@@ -54,7 +58,7 @@ def version(root: Path = ROOT) -> str:
 
 def branch(root: Path = ROOT) -> str:
     """``repository.branch``: where the launch buttons open the notebooks, and what the install cell installs."""
-    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
+    config = _config(root)
     ref = str(config["repository"].get("branch", "main"))
     if not re.fullmatch(r"[A-Za-z0-9_.\-/]+", ref):
         raise SystemExit(f"_config.yml: repository.branch must be a branch or tag name, got {ref!r}")
@@ -62,7 +66,7 @@ def branch(root: Path = ROOT) -> str:
 
 
 def year(root: Path = ROOT) -> str:
-    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
+    config = _config(root)
     return str(config.get("copyright", "")).strip() or "2026"
 
 
@@ -114,13 +118,18 @@ def notebooks(root: Path = ROOT) -> list[Path]:
     return sorted((root / "book").glob("*.ipynb"))
 
 
+def settings(root: Path = ROOT) -> tuple[str, str, str, str]:
+    """(repository url, package version, branch, year): what everything derived here depends on."""
+    return repository_url(root), version(root), branch(root), year(root)
+
+
 def _first_code(nb) -> int | None:
     return next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), None)
 
 
 def check(root: Path = ROOT) -> list[str]:
     """Every place that disagrees with _config.yml / pyproject.toml, as messages (empty: all agree)."""
-    url, ver, ref, yr = repository_url(root), version(root), branch(root), year(root)
+    url, ver, ref, yr = settings(root)
     problems = []
     want = install_cell_source(url, ver, ref)
     for path in notebooks(root):
@@ -145,7 +154,7 @@ def check(root: Path = ROOT) -> list[str]:
 
 def write(root: Path = ROOT) -> list[Path]:
     """Rewrite the install cell of every notebook and the citations; return the files changed."""
-    url, ver, ref, yr = repository_url(root), version(root), branch(root), year(root)
+    url, ver, ref, yr = settings(root)
     changed = []
     want = install_cell_source(url, ver, ref)
     for path in notebooks(root):
