@@ -1,0 +1,504 @@
+"""PPO on continuous-action tasks: the book's agent against Stable-Baselines3 and CleanRL (chapter 11).
+
+Three implementations, each with its own published configuration, trained on the same machine
+and scored by one evaluation protocol:
+
+``ours``
+    :meth:`pgbook.ppo.PPOConfig.for_env` (``CONTINUOUS_DEFAULTS``, CleanRL's setting; Pendulum-v1:
+    its preset in ``ENV_PRESETS``).
+``sb3``
+    Stable-Baselines3's PPO with RL Baselines3 Zoo's hyper-parameters (``hyperparams/ppo.yml`` of
+    DLR-RM/rl-baselines3-zoo at 22e3ff2: the tuned ``HalfCheetah-v4`` and ``Hopper-v4`` entries,
+    applied to the v5 tasks, with ``VecNormalize(gamma=gamma)``; ``Pendulum-v1`` with its gSDE);
+    see :data:`SB3_ZOO`.
+``cleanrl``
+    CleanRL's ``ppo_continuous_action.py`` run unmodified: the file at commit 7c2660b of
+    vwxyzjn/cleanrl (its Gymnasium 1.x version; get it with
+    ``curl -O https://raw.githubusercontent.com/vwxyzjn/cleanrl/7c2660bf8a065bf85bace01040a82a06ce14f5ff/cleanrl/ppo_continuous_action.py``
+    and pass ``--cleanrl-script``; it needs ``tyro``). The harness executes the script as
+    ``__main__`` with ``--env-id --seed --total-timesteps --cuda False``; it replaces
+    ``torch.utils.tensorboard.SummaryWriter`` by an in-memory recorder (no tensorboard needed),
+    whose per-iteration ``charts/learning_rate`` call is the hook where it evaluates.
+
+The protocol, the same for all three: after each PPO iteration (rollout + update) the harness
+stops the training clock; at the first iteration at or past every multiple of ``--eval-every``
+steps, and after the last iteration, it plays ``--eval-episodes`` episodes with the
+deterministic policy (the Gaussian's mean, clipped to the action bounds) on fresh, unwrapped
+``gym.make(env_id)`` environments, episode ``i`` from ``reset(seed=10_000 + 100 * seed + i)``,
+observations normalised with the run's statistics at that moment (frozen; CleanRL's and SB3's
+clipping of normalised observations to [-10, 10] included), and records the mean and standard
+deviation of the undiscounted returns. Training time excludes construction, the first
+iteration (warm-up: imports, first optimiser step) and every evaluation; steps per second =
+steps after the first iteration / that time.
+
+Each run is a fresh subprocess with ``--threads`` torch threads; ``--jobs`` runs go side by side
+(with 2 jobs on 2 cores, all three implementations are measured under the same load). Rows are
+appended to ``--out`` (default ``src/pgbook/data/continuous_runs.csv``, read by chapter 11 through
+:func:`pgbook.results.read_rows`); a run already complete there is skipped, so an interrupted
+benchmark resumes. Columns: ``impl, env_id, seed, step, train_seconds, eval_mean, eval_std,
+eval_episodes, batch, threads, jobs, version`` (``batch``: steps per iteration, so the training
+clock starts at ``step = batch``).
+
+Usage::
+
+    pip install -r requirements-bench.txt
+    python benchmarks/continuous_vs_peers.py --env HalfCheetah-v5 Hopper-v5 --impl ours sb3 cleanrl \\
+        --seeds 0 1 2 --steps 1000000 --jobs 2 --cleanrl-script ppo_continuous_action.py
+    python benchmarks/continuous_vs_peers.py --report          # the table of the README
+
+The throughput comparison at identical hyper-parameters is ``--same-config`` (short runs of
+CleanRL's setting -- 1 x 2048 steps, 10 epochs of 32 minibatches, 64-64 tanh -- for ours and SB3,
+alternating, median of ``--repeats``; prints only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import os
+import runpy
+import statistics
+import subprocess
+import sys
+import time
+import types
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = ROOT / "src" / "pgbook" / "data" / "continuous_runs.csv"
+COLUMNS = [
+    "impl", "env_id", "seed", "step", "train_seconds", "eval_mean", "eval_std", "eval_episodes", "batch", "threads", "jobs", "version",
+]
+CLEANRL_COMMIT = "7c2660bf8a065bf85bace01040a82a06ce14f5ff"
+
+_ZOO_MUJOCO_POLICY = {"log_std_init": -2, "ortho_init": False, "activation_fn": "relu", "net_arch": {"pi": [256, 256], "vf": [256, 256]}}
+#: RL Baselines3 Zoo's PPO hyper-parameters (hyperparams/ppo.yml at 22e3ff2), keyed by our task id.
+SB3_ZOO: dict[str, dict] = {
+    "Pendulum-v1": {
+        "normalize": False, "n_envs": 4, "n_steps": 1024, "gae_lambda": 0.95, "gamma": 0.9, "n_epochs": 10,
+        "ent_coef": 0.0, "learning_rate": 1e-3, "clip_range": 0.2, "use_sde": True, "sde_sample_freq": 4,
+    },
+    "HalfCheetah-v5": {  # the zoo's HalfCheetah-v4
+        "normalize": True, "n_envs": 1, "batch_size": 64, "n_steps": 512, "gamma": 0.98, "learning_rate": 2.0633e-05,
+        "ent_coef": 0.000401762, "clip_range": 0.1, "n_epochs": 20, "gae_lambda": 0.92, "max_grad_norm": 0.8,
+        "vf_coef": 0.58096, "policy_kwargs": _ZOO_MUJOCO_POLICY,
+    },
+    "Hopper-v5": {  # the zoo's Hopper-v4
+        "normalize": True, "n_envs": 1, "batch_size": 32, "n_steps": 512, "gamma": 0.999, "learning_rate": 9.80828e-05,
+        "ent_coef": 0.00229519, "clip_range": 0.2, "n_epochs": 5, "gae_lambda": 0.99, "max_grad_norm": 0.7,
+        "vf_coef": 0.835671, "policy_kwargs": _ZOO_MUJOCO_POLICY,
+    },
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# The shared evaluation protocol and the training clock
+# ----------------------------------------------------------------------------------------------
+
+
+def evaluate_policy(env_id: str, act, n_episodes: int, seed: int) -> np.ndarray:
+    """Undiscounted returns of ``n_episodes`` episodes of ``act`` (a batch of raw observations ->
+    a batch of actions) on fresh ``gym.make(env_id)`` environments; actions are clipped to the
+    bounds; episode ``i`` starts from ``reset(seed=seed + i)``."""
+    import gymnasium as gym
+
+    envs = [gym.make(env_id) for _ in range(n_episodes)]
+    low, high = envs[0].action_space.low, envs[0].action_space.high
+    obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
+    returns = np.zeros(n_episodes)
+    alive = np.ones(n_episodes, dtype=bool)
+    while alive.any():
+        idx = np.flatnonzero(alive)
+        actions = np.clip(np.asarray(act(obs[idx]), dtype=np.float64), low, high)
+        for i, a in zip(idx, actions):
+            o, r, term, trunc, _ = envs[i].step(a.astype(envs[i].action_space.dtype))
+            returns[i] += r
+            obs[i] = o
+            alive[i] = not (term or trunc)
+    for env in envs:
+        env.close()
+    return returns
+
+
+class Clock:
+    """Training time without the first iteration and without evaluations; evaluation points."""
+
+    def __init__(self, env_id: str, seed: int, eval_every: int, eval_episodes: int, total: int):
+        self.env_id, self.seed, self.eval_every, self.eval_episodes, self.total = env_id, seed, eval_every, eval_episodes, total
+        self.t0 = None  # end of the first iteration
+        self.paused = 0.0  # seconds spent evaluating since t0
+        self.last_step = 0
+        self.rows: list[dict] = []
+
+    def tick(self, step: int, act_factory, last: bool = False) -> None:
+        """Called at the end of every iteration (``step`` = environment steps so far)."""
+        now = time.perf_counter()
+        if self.t0 is None:
+            self.t0 = now
+        crossed = step // self.eval_every > self.last_step // self.eval_every
+        self.last_step = step
+        if crossed or last or step >= self.total:
+            train_seconds = now - self.t0 - self.paused
+            returns = evaluate_policy(self.env_id, act_factory(), self.eval_episodes, 10_000 + 100 * self.seed)
+            self.rows.append({
+                "step": step, "train_seconds": round(train_seconds, 2), "eval_mean": round(float(returns.mean()), 2),
+                "eval_std": round(float(returns.std()), 2), "eval_episodes": self.eval_episodes,
+            })
+            print(json.dumps({"progress": self.rows[-1]}), file=sys.stderr, flush=True)
+            self.paused += time.perf_counter() - now
+
+
+# ----------------------------------------------------------------------------------------------
+# The three implementations (each runs in its own subprocess)
+# ----------------------------------------------------------------------------------------------
+
+
+def run_ours(env_id: str, seed: int, steps: int, threads: int, clock: Clock) -> str:
+    import torch
+
+    import pgbook
+    from pgbook import ppo
+
+    cfg = ppo.PPOConfig.for_env(env_id, seed=seed, total_steps=steps, device="cpu", torch_threads=threads)
+    batch = cfg.n_envs * cfg.n_steps
+    final = (steps // batch) * batch
+    state = {}
+
+    def capture(model, env_id_, n, seed_, max_steps, obs_rms):  # replaces the agent's own evaluation
+        state["model"], state["obs_rms"] = model, obs_rms
+        return np.zeros(1)
+
+    def act_factory():
+        model, rms = state["model"], state["obs_rms"]
+
+        @torch.no_grad()
+        def act(obs):
+            if rms is not None:  # gymnasium's NormalizeObservation, frozen
+                obs = (obs - rms.mean) / np.sqrt(rms.var + 1e-8)
+            x = torch.as_tensor(obs, dtype=torch.float32)
+            return model.head.mode(model.policy_params(x)).numpy()
+
+        return act
+
+    ppo.common.evaluate = capture
+    cfg.eval_every, cfg.eval_episodes = batch, 1  # capture the model after every iteration
+    ppo.train(cfg, progress=lambda step, info: clock.tick(step, act_factory, last=step >= final))
+    return f"pgbook {pgbook.__version__}", batch
+
+
+def run_sb3(env_id: str, seed: int, steps: int, threads: int, clock: Clock) -> str:
+    import stable_baselines3
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    torch.set_num_threads(threads)
+    hp = dict(SB3_ZOO[env_id])
+    normalize, n_envs = hp.pop("normalize"), hp.pop("n_envs")
+    if "policy_kwargs" in hp:
+        pk = dict(hp["policy_kwargs"])
+        pk["activation_fn"] = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[pk["activation_fn"]]
+        hp["policy_kwargs"] = pk
+    env = make_vec_env(env_id, n_envs=n_envs, seed=seed)
+    if normalize:
+        env = VecNormalize(env, gamma=hp["gamma"])
+    model = PPO("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **hp)
+    batch = n_envs * hp["n_steps"]
+    final = -(-steps // batch) * batch  # learn() finishes the rollout that crosses total_timesteps
+
+    def act_factory():
+        vec = model.get_vec_normalize_env()
+        obs_rms = None if vec is None else (vec.obs_rms.mean.copy(), vec.obs_rms.var.copy(), vec.epsilon, vec.clip_obs)
+
+        def act(obs):
+            if obs_rms is not None:  # VecNormalize.normalize_obs, frozen
+                mean, var, eps, clip = obs_rms
+                obs = np.clip((obs - mean) / np.sqrt(var + eps), -clip, clip)
+            return model.predict(obs.astype(np.float32), deterministic=True)[0]
+
+        return act
+
+    class Hook(BaseCallback):
+        def _on_rollout_start(self) -> None:  # right after the previous iteration's update
+            if self.model.num_timesteps > 0:
+                clock.tick(self.model.num_timesteps, act_factory)
+
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_training_end(self) -> None:
+            clock.tick(self.model.num_timesteps, act_factory, last=True)
+
+    model.learn(total_timesteps=steps, callback=Hook())
+    assert model.num_timesteps == final, (model.num_timesteps, final)
+    return f"stable-baselines3 {stable_baselines3.__version__}", batch
+
+
+def run_cleanrl(env_id: str, seed: int, steps: int, threads: int, clock: Clock, script: str) -> str:
+    import torch
+
+    torch.set_num_threads(threads)
+
+    class Recorder:  # stands in for torch.utils.tensorboard.SummaryWriter
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def add_text(self, *args, **kwargs):
+            pass
+
+        def close(self):
+            pass
+
+        def add_scalar(self, tag, value, step):
+            if tag != "charts/learning_rate":  # logged once per iteration, after the update
+                return
+            g = sys._getframe(1).f_globals  # the script's module namespace
+            agent, envs, args, iteration = g["agent"], g["envs"], g["args"], g["iteration"]
+
+            def act_factory():
+                wrapper = envs.envs[0]
+                while not isinstance(wrapper, gym.wrappers.NormalizeObservation):
+                    wrapper = wrapper.env
+                mean, var, eps = wrapper.obs_rms.mean.copy(), wrapper.obs_rms.var.copy(), wrapper.epsilon
+
+                @torch.no_grad()
+                def act(obs):
+                    x = np.clip((obs - mean) / np.sqrt(var + eps), -10, 10)  # the script's TransformObservation
+                    return agent.actor_mean(torch.as_tensor(x, dtype=torch.float32)).numpy()
+
+                return act
+
+            clock.tick(int(step), act_factory, last=iteration == args.num_iterations)
+
+    import gymnasium as gym
+
+    fake = types.ModuleType("torch.utils.tensorboard")
+    fake.SummaryWriter = Recorder
+    sys.modules["torch.utils.tensorboard"] = fake
+    sys.argv = [script, "--env-id", env_id, "--seed", str(seed), "--total-timesteps", str(steps), "--no-cuda"]
+    cwd = os.getcwd()
+    with contextlib.redirect_stdout(io.StringIO()):  # the script prints every episode's return
+        os.chdir(os.environ.get("TMPDIR", "/tmp"))
+        try:
+            runpy.run_path(script, run_name="__main__")
+        finally:
+            os.chdir(cwd)
+    return f"cleanrl {CLEANRL_COMMIT[:7]}", 2048  # the script's num_envs x num_steps
+
+
+# ----------------------------------------------------------------------------------------------
+# Driver
+# ----------------------------------------------------------------------------------------------
+
+
+def _worker(args) -> int:
+    clock = Clock(args.env[0], args.seeds[0], args.eval_every, args.eval_episodes, args.steps)
+    impl = args.worker
+    if impl == "ours":
+        version, batch = run_ours(args.env[0], args.seeds[0], args.steps, args.threads, clock)
+    elif impl == "sb3":
+        version, batch = run_sb3(args.env[0], args.seeds[0], args.steps, args.threads, clock)
+    else:
+        version, batch = run_cleanrl(args.env[0], args.seeds[0], args.steps, args.threads, clock, args.cleanrl_script)
+    print(json.dumps({"version": version, "batch": batch, "rows": clock.rows}))
+    return 0
+
+
+def _read(out: Path) -> list[dict]:
+    if not out.exists():
+        return []
+    with out.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _complete(rows: list[dict], impl: str, env_id: str, seed: int, steps: int) -> bool:
+    done = [r for r in rows if (r["impl"], r["env_id"], int(r["seed"])) == (impl, env_id, seed)]
+    return bool(done) and max(int(r["step"]) for r in done) >= 0.99 * steps
+
+
+def _launch(impl, env_id, seed, args) -> dict:
+    cmd = [
+        sys.executable, __file__, "--worker", impl, "--env", env_id, "--seeds", str(seed), "--steps", str(args.steps),
+        "--threads", str(args.threads), "--eval-every", str(args.eval_every), "--eval-episodes", str(args.eval_episodes),
+    ]
+    if args.cleanrl_script:
+        cmd += ["--cleanrl-script", str(Path(args.cleanrl_script).resolve())]
+    start = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{impl} {env_id} seed {seed} failed:\n{out.stderr[-4000:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["wall"] = time.perf_counter() - start
+    return result
+
+
+def run_all(args) -> int:
+    out = Path(args.out)
+    if "cleanrl" in args.impl and not args.cleanrl_script:
+        sys.exit("--cleanrl-script PATH is needed for cleanrl (see this file's docstring)")
+    have = _read(out)
+    todo = [
+        (impl, env_id, seed)
+        for seed in args.seeds for env_id in args.env for impl in args.impl  # whole seeds first
+        if not _complete(have, impl, env_id, seed, args.steps)
+    ]
+    print(f"{len(todo)} runs to do ({args.jobs} at a time, {args.threads} torch thread(s) each)", flush=True)
+
+    def one(job):
+        impl, env_id, seed = job
+        result = _launch(impl, env_id, seed, args)
+        rows = [
+            {"impl": impl, "env_id": env_id, "seed": seed, **row, "batch": result["batch"], "threads": args.threads,
+             "jobs": args.jobs, "version": result["version"]}
+            for row in result["rows"]
+        ]
+        last = rows[-1]
+        sps = (last["step"] - last["batch"]) / last["train_seconds"]
+        print(f"{impl:8s} {env_id:15s} seed {seed}: {last['step']} steps, eval {last['eval_mean']:.1f} "
+              f"+- {last['eval_std']:.1f}, {sps:.0f} steps/s ({result['wall']:.0f} s wall)", flush=True)
+        return rows
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for future in as_completed([pool.submit(one, job) for job in todo]):  # written by this thread only
+            try:
+                rows = future.result()
+            except RuntimeError as err:  # one failed run does not stop the others
+                print(err, file=sys.stderr, flush=True)
+                continue
+            current = [r for r in _read(out) if (r["impl"], r["env_id"], str(r["seed"])) != (rows[0]["impl"], rows[0]["env_id"], str(rows[0]["seed"]))]
+            _write(out, current + rows)
+    return 0
+
+
+def _write(out: Path, rows: list[dict]) -> None:
+    rows = sorted(rows, key=lambda r: (r["env_id"], r["impl"], int(r["seed"]), int(r["step"])))
+    tmp = out.with_suffix(".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(out)
+
+
+def report(out: Path) -> int:
+    rows = _read(out)
+    if not rows:
+        print(f"no results in {out}")
+        return 1
+    runs: dict = {}
+    for r in rows:
+        runs.setdefault((r["env_id"], r["impl"]), {}).setdefault(int(r["seed"]), []).append(r)
+    print(f"{'task':15s} {'implementation':18s} {'seeds':>5s} {'steps':>9s} {'final return: median [min, max]':>34s} {'steps/s':>8s}")
+    for (env_id, impl), seeds in sorted(runs.items()):
+        finals, rates, steps = [], [], []
+        for seed_rows in seeds.values():
+            last = max(seed_rows, key=lambda r: int(r["step"]))
+            finals.append(float(last["eval_mean"]))
+            steps.append(int(last["step"]))
+            rates.append((int(last["step"]) - int(last["batch"])) / float(last["train_seconds"]))
+        spread = f"{statistics.median(finals):8.0f} [{min(finals):7.0f}, {max(finals):7.0f}]"
+        print(f"{env_id:15s} {impl:18s} {len(finals):5d} {min(steps):9d} {spread:>34s} {statistics.median(rates):8.0f}")
+    return 0
+
+
+def same_config(args) -> int:
+    """Steps per second of ours and SB3 at identical hyper-parameters (CleanRL's setting)."""
+    env_id = args.env[0]
+    rates = {"ours": [], "sb3": []}
+    for rep in range(args.repeats):
+        for impl in ("ours", "sb3"):
+            cmd = [sys.executable, __file__, "--same-config-worker", impl, "--env", env_id, "--steps", str(args.steps), "--threads", str(args.threads)]
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode != 0:
+                sys.exit(out.stderr[-4000:])
+            res = json.loads(out.stdout.strip().splitlines()[-1])
+            rates[impl].append(res["steps"] / res["seconds"])
+            print(f"  run {rep + 1}: {impl:4s} {res['steps']} steps in {res['seconds']:.1f} s = {rates[impl][-1]:.0f} steps/s", flush=True)
+    ours, sb3 = statistics.median(rates["ours"]), statistics.median(rates["sb3"])
+    print(f"{env_id}, CleanRL's configuration, {args.threads} thread(s): pgbook {ours:.0f} steps/s, SB3 {sb3:.0f} steps/s, ratio {ours / sb3:.2f}x")
+    return 0
+
+
+def _same_config_worker(impl: str, env_id: str, steps: int, threads: int) -> dict:
+    """One run of CleanRL's configuration (obs normalisation and reward scaling on, 1 x 2048,
+    10 epochs x 32 minibatches of 64, lr 3e-4 annealed, 64-64 tanh, orthogonal init, log-std 0);
+    timed like the main runs: without construction and the first iteration."""
+    import torch
+
+    if impl == "ours":
+        from pgbook import ppo
+
+        cfg = ppo.PPOConfig.for_env(env_id, seed=0, total_steps=steps, device="cpu", torch_threads=threads)
+        marks = []
+        ppo.train(cfg, progress=lambda step, info: marks.append((step, time.perf_counter())))
+    else:
+        from stable_baselines3 import PPO
+        from stable_baselines3.common.callbacks import BaseCallback
+        from stable_baselines3.common.env_util import make_vec_env
+        from stable_baselines3.common.vec_env import VecNormalize
+
+        torch.set_num_threads(threads)
+        env = VecNormalize(make_vec_env(env_id, n_envs=1, seed=0), gamma=0.99)
+        model = PPO(
+            "MlpPolicy", env, n_steps=2048, batch_size=64, n_epochs=10, learning_rate=lambda p: 3e-4 * p,
+            gamma=0.99, gae_lambda=0.95, clip_range=0.2, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5,
+            seed=0, device="cpu", verbose=0,
+        )  # SB3's MlpPolicy default for Box actions: 64-64 tanh, orthogonal init, log-std 0
+        marks = []
+
+        class Hook(BaseCallback):
+            def _on_rollout_start(self):
+                if self.model.num_timesteps > 0:
+                    marks.append((self.model.num_timesteps, time.perf_counter()))
+
+            def _on_step(self):
+                return True
+
+            def _on_training_end(self):
+                marks.append((self.model.num_timesteps, time.perf_counter()))
+
+        model.learn(total_timesteps=steps, callback=Hook())
+    (s0, t0), (s1, t1) = marks[0], marks[-1]
+    return {"steps": s1 - s0, "seconds": t1 - t0}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--env", nargs="+", default=["HalfCheetah-v5", "Hopper-v5"])
+    parser.add_argument("--impl", nargs="+", choices=["ours", "sb3", "cleanrl"], default=["ours", "sb3", "cleanrl"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=1_000_000)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--eval-every", type=int, default=51_200)
+    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--cleanrl-script", default=None)
+    parser.add_argument("--out", default=str(DEFAULT_OUT))
+    parser.add_argument("--report", action="store_true", help="print the table of the results in --out")
+    parser.add_argument("--same-config", action="store_true", help="steps/s of ours vs SB3 at identical hyper-parameters")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--worker", choices=["ours", "sb3", "cleanrl"], help=argparse.SUPPRESS)
+    parser.add_argument("--same-config-worker", choices=["ours", "sb3"], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return _worker(args)
+    if args.same_config_worker:
+        print(json.dumps(_same_config_worker(args.same_config_worker, args.env[0], args.steps, args.threads)))
+        return 0
+    if args.report:
+        return report(Path(args.out))
+    if args.same_config:
+        return same_config(args)
+    return run_all(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
