@@ -389,23 +389,16 @@ def _write(out: Path, rows: list[dict]) -> None:
 
 
 def report(out: Path) -> int:
+    from pgbook.results import summarize_runs
+
     rows = _read(out)
     if not rows:
         print(f"no results in {out}")
         return 1
-    runs: dict = {}
-    for r in rows:
-        runs.setdefault((r["env_id"], r["impl"]), {}).setdefault(int(r["seed"]), []).append(r)
-    print(f"{'task':15s} {'implementation':18s} {'seeds':>5s} {'steps':>9s} {'final return: median [min, max]':>34s} {'steps/s':>8s}")
-    for (env_id, impl), seeds in sorted(runs.items()):
-        finals, rates, steps = [], [], []
-        for seed_rows in seeds.values():
-            last = max(seed_rows, key=lambda r: int(r["step"]))
-            finals.append(float(last["eval_mean"]))
-            steps.append(int(last["step"]))
-            rates.append((int(last["step"]) - int(last["batch"])) / float(last["train_seconds"]))
-        spread = f"{statistics.median(finals):8.0f} [{min(finals):7.0f}, {max(finals):7.0f}]"
-        print(f"{env_id:15s} {impl:18s} {len(finals):5d} {min(steps):9d} {spread:>34s} {statistics.median(rates):8.0f}")
+    print(f"{'task':15s} {'implementation':14s} {'seeds':>5s} {'steps':>9s} {'final return: median [min, max]':>34s} {'steps/s':>8s}")
+    for run in summarize_runs(rows):
+        spread = f"{run['median']:8.0f} [{min(run['finals']):7.0f}, {max(run['finals']):7.0f}]"
+        print(f"{run['env_id']:15s} {run['impl']:14s} {len(run['seeds']):5d} {run['steps']:9d} {spread:>34s} {run['median_sps']:8.0f}")
     return 0
 
 

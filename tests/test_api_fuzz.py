@@ -725,6 +725,9 @@ REGISTRY: dict[str, Fn | NotFuzzed] = {
     # ---- results
     "results.RESULT_FILES": NotFuzzed("constant: the names of the shipped result files"),
     "results.read_rows": Fn(results.read_rows, mk(name="cartpole_solve.csv")),
+    "results.summarize_runs": Fn(results.summarize_runs, mk(rows=[
+        {"impl": "ours", "env_id": "Hopper-v5", "seed": "0", "step": "4096", "train_seconds": "2.0", "eval_mean": "1.5", "batch": "2048"},
+    ])),
     # ---- score_function
     "score_function.softmax_score_symbolic": Fn(score_function.softmax_score_symbolic, mk(K=2)),
     "score_function.softmax_expected_score_symbolic": Fn(

@@ -85,6 +85,39 @@ def test_shipped_results_are_the_committed_csv(name):
     assert results.read_rows(name) == expected and len(expected) > 10
 
 
+def _run_row(impl, seed, step, seconds, ret, batch=2048, env_id="Hopper-v5"):
+    return {"impl": impl, "env_id": env_id, "seed": str(seed), "step": str(step), "train_seconds": str(seconds),
+            "eval_mean": str(ret), "batch": str(batch)}
+
+
+def test_summarize_runs_takes_each_runs_last_row():
+    """Final return = the last evaluation of each seed (rows in any order); speed = steps after the
+    first iteration over the clock; medians over seeds. Hand-computed."""
+    rows = [
+        _run_row("ours", 1, 6144, 4.0, 300.0), _run_row("ours", 0, 6144, 2.0, 100.0), _run_row("ours", 0, 4096, 1.0, 50.0),
+        _run_row("ours", 2, 6144, 8.0, 200.0), _run_row("sb3", 0, 1024, 1.0, 7.0, batch=512),
+    ]
+    ours, sb3 = results.summarize_runs(rows)
+    assert (ours["impl"], ours["seeds"], ours["finals"], ours["steps"]) == ("ours", [0, 1, 2], [100.0, 300.0, 200.0], 6144)
+    assert ours["sps"] == [2048.0, 1024.0, 512.0] and ours["median"] == 200.0 and ours["median_sps"] == 1024.0
+    assert (sb3["impl"], sb3["finals"], sb3["sps"]) == ("sb3", [7.0], [512.0])
+
+
+def test_summarize_runs_reads_the_committed_runs():
+    runs = results.summarize_runs(results.read_rows("continuous_runs.csv"))
+    assert runs and all(len(r["seeds"]) == len(r["finals"]) == len(r["sps"]) >= 1 for r in runs)
+    assert all(r["sps"][i] > 0 for r in runs for i in range(len(r["sps"])))
+
+
+def test_summarize_runs_names_a_missing_column():
+    bad = _run_row("ours", 0, 4096, 1.0, 5.0)
+    del bad["batch"]
+    with pytest.raises(ValueError, match=r"rows\[0\] must have the columns.*missing batch"):
+        results.summarize_runs([bad])
+    with pytest.raises(ValueError, match="rows must be a list of dicts"):
+        results.summarize_runs("rows")
+
+
 def test_read_rows_names_the_argument():
     with pytest.raises(ValueError, match="name must be one of"):
         results.read_rows("../README.md")

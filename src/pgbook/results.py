@@ -1,26 +1,30 @@
-"""The committed benchmark results that chapters 9 and 10 plot, shipped inside the package.
+"""The committed benchmark results that chapters 9, 10 and 11 plot, shipped inside the package.
 
-``benchmarks/solve_cartpole.py`` writes two small CSV files into ``src/pgbook/data/``; they are
+``benchmarks/solve_cartpole.py`` and ``benchmarks/continuous_vs_peers.py`` write small CSV files
+into ``src/pgbook/data/``; they are
 package data (read with :mod:`importlib.resources`), so a chapter finds them wherever ``pgbook`` is
 installed — in a clone, in Colab or Binder, or from a wheel — not only in a checkout of the
-repository. The columns are documented in ``benchmarks/solve_cartpole.py``:
+repository. The columns are documented in the benchmark scripts:
 
 * ``cartpole_solve.csv`` — one row per (agent, variant, seed): steps to solve CartPole-v1
   (ch. 9, Table 9.1; ch. 10, the ablation table);
 * ``cartpole_curves.csv`` — every greedy evaluation of every run, and a final one per run
-  (ch. 9–10's learning curves; ch. 10's entropy diagnostics).
+  (ch. 9–10's learning curves; ch. 10's entropy diagnostics);
+* ``continuous_runs.csv`` — every greedy evaluation of every PPO run of the book's agent,
+  Stable-Baselines3 and CleanRL on the MuJoCo tasks, with the training time so far (ch. 11).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import statistics
 from importlib import resources
 
-__all__ = ["RESULT_FILES", "read_rows"]
+__all__ = ["RESULT_FILES", "read_rows", "summarize_runs"]
 
 #: the result files shipped with the package
-RESULT_FILES = ("cartpole_solve.csv", "cartpole_curves.csv")
+RESULT_FILES = ("cartpole_solve.csv", "cartpole_curves.csv", "continuous_runs.csv")
 
 
 def read_rows(name: str) -> list[dict[str, str]]:
@@ -33,3 +37,46 @@ def read_rows(name: str) -> list[dict[str, str]]:
         raise ValueError(f"name must be one of {', '.join(RESULT_FILES)}, got {name!r}")
     text = resources.files("pgbook").joinpath("data", name).read_text(encoding="utf-8")
     return list(csv.DictReader(io.StringIO(text, newline="")))
+
+
+#: the columns :func:`summarize_runs` reads (``benchmarks/continuous_vs_peers.py`` writes them)
+_RUN_COLUMNS = ("impl", "env_id", "seed", "step", "train_seconds", "eval_mean", "batch")
+
+
+def summarize_runs(rows: list[dict[str, str]]) -> list[dict]:
+    """One entry per (task, implementation) of benchmark rows like ``continuous_runs.csv``'s.
+
+    For every run (``impl``, ``env_id``, ``seed``) its last row gives the final greedy return
+    (``eval_mean``) and the training speed ``(step - batch) / train_seconds`` (the clock starts
+    after the first iteration, ``batch`` steps). Returns, sorted by task and implementation, dicts
+    with ``env_id``, ``impl``, ``seeds`` (sorted), ``steps`` (the fewest final steps of a run),
+    ``finals`` and ``sps`` (per seed, in the order of ``seeds``), ``median`` (of ``finals``) and
+    ``median_sps``. ``ValueError`` if ``rows`` is not a list of dicts with those columns holding
+    numbers.
+    """
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise ValueError(f"rows must be a list of dicts (read_rows), got {type(rows).__name__}")
+    runs: dict = {}
+    for i, row in enumerate(rows):
+        missing = [c for c in _RUN_COLUMNS if c not in row]
+        if missing:
+            raise ValueError(f"rows[{i}] must have the columns {', '.join(_RUN_COLUMNS)}; missing {', '.join(missing)}")
+        try:
+            step, seconds, final, batch = int(row["step"]), float(row["train_seconds"]), float(row["eval_mean"]), int(row["batch"])
+            seed = int(row["seed"])
+        except (TypeError, ValueError):
+            raise ValueError(f"rows[{i}] must hold numbers in step, train_seconds, eval_mean, batch and seed") from None
+        key = (str(row["env_id"]), str(row["impl"]))
+        last = runs.setdefault(key, {}).get(seed)
+        if last is None or step > last[0]:
+            runs[key][seed] = (step, seconds, final, batch)
+    out = []
+    for (env_id, impl), by_seed in sorted(runs.items()):
+        seeds = sorted(by_seed)
+        finals = [by_seed[s][2] for s in seeds]
+        sps = [(by_seed[s][0] - by_seed[s][3]) / by_seed[s][1] if by_seed[s][1] > 0 else float("nan") for s in seeds]
+        out.append({
+            "env_id": env_id, "impl": impl, "seeds": seeds, "steps": min(by_seed[s][0] for s in seeds),
+            "finals": finals, "sps": sps, "median": statistics.median(finals), "median_sps": statistics.median(sps),
+        })
+    return out
