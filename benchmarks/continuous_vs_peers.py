@@ -1,54 +1,56 @@
-"""PPO on continuous-action tasks: the book's agent against Stable-Baselines3 and CleanRL (chapter 11).
+"""PPO on MuJoCo tasks: the book's agent against Stable-Baselines3 and CleanRL (chapter 11).
 
-Three implementations, each with its own published configuration, trained on the same machine
-and scored by one evaluation protocol:
+Four arms, two pairs with identical hyper-parameters, trained on the same machine and scored by one
+evaluation protocol:
 
-``ours``
-    :meth:`pgbook.ppo.PPOConfig.for_env` (``CONTINUOUS_DEFAULTS``, CleanRL's setting; Pendulum-v1:
-    its preset in ``ENV_PRESETS``).
-``sb3``
-    Stable-Baselines3's PPO with RL Baselines3 Zoo's hyper-parameters (``hyperparams/ppo.yml`` of
-    DLR-RM/rl-baselines3-zoo at 22e3ff2: the tuned ``HalfCheetah-v4`` and ``Hopper-v4`` entries,
-    applied to the v5 tasks, with ``VecNormalize(gamma=gamma)``; ``Pendulum-v1`` with its gSDE);
+``ours`` and ``sb3``
+    :meth:`pgbook.ppo.PPOConfig.for_env` (whose ``ENV_PRESETS`` for HalfCheetah-v5 and Hopper-v5
+    are RL Baselines3 Zoo's tuned entries) against Stable-Baselines3's PPO with the same entries of
+    the zoo's ``hyperparams/ppo.yml`` (DLR-RM/rl-baselines3-zoo at 22e3ff2: ``HalfCheetah-v4`` and
+    ``Hopper-v4``, tuned on the v3 tasks, applied here to v5, with ``VecNormalize(gamma=gamma)``);
     see :data:`SB3_ZOO`.
-``cleanrl``
-    CleanRL's ``ppo_continuous_action.py`` run unmodified: the file at commit 7c2660b of
-    vwxyzjn/cleanrl (its Gymnasium 1.x version; get it with
+``ours_cleanrl`` and ``cleanrl``
+    ``PPOConfig(**CONTINUOUS_DEFAULTS)`` (CleanRL's setting) against CleanRL's
+    ``ppo_continuous_action.py`` run unmodified: the file at commit 7c2660b of vwxyzjn/cleanrl (its
+    Gymnasium 1.x version; get it with
     ``curl -O https://raw.githubusercontent.com/vwxyzjn/cleanrl/7c2660bf8a065bf85bace01040a82a06ce14f5ff/cleanrl/ppo_continuous_action.py``
     and pass ``--cleanrl-script``; it needs ``tyro``). The harness executes the script as
-    ``__main__`` with ``--env-id --seed --total-timesteps --cuda False``; it replaces
-    ``torch.utils.tensorboard.SummaryWriter`` by an in-memory recorder (no tensorboard needed),
-    whose per-iteration ``charts/learning_rate`` call is the hook where it evaluates.
+    ``__main__`` with ``--env-id --seed --total-timesteps --no-cuda``, and replaces
+    ``torch.utils.tensorboard.SummaryWriter`` by a stub (no tensorboard needed) whose per-iteration
+    ``add_scalar("charts/learning_rate", ...)`` call is the hook where it evaluates.
 
-The protocol, the same for all three: after each PPO iteration (rollout + update) the harness
-stops the training clock; at the first iteration at or past every multiple of ``--eval-every``
-steps, and after the last iteration, it plays ``--eval-episodes`` episodes with the
-deterministic policy (the Gaussian's mean, clipped to the action bounds) on fresh, unwrapped
-``gym.make(env_id)`` environments, episode ``i`` from ``reset(seed=10_000 + 100 * seed + i)``,
-observations normalised with the run's statistics at that moment (frozen; CleanRL's and SB3's
-clipping of normalised observations to [-10, 10] included), and records the mean and standard
-deviation of the undiscounted returns. Training time excludes construction, the first
-iteration (warm-up: imports, first optimiser step) and every evaluation; steps per second =
-steps after the first iteration / that time.
+Within a pair the hyper-parameters agree; the implementations still differ in details listed in
+:data:`pgbook.ppo.CONTINUOUS_DEFAULTS` (CleanRL: value-loss clipping, observation and reward
+clipping, a time limit treated as termination) and here (SB3's ``VecNormalize`` clips normalised
+observations and rewards to [-10, 10]).
 
-Each run is a fresh subprocess with ``--threads`` torch threads; ``--jobs`` runs go side by side
-(with 2 jobs on 2 cores, all three implementations are measured under the same load). Rows are
-appended to ``--out`` (default ``src/pgbook/data/continuous_runs.csv``, read by chapter 11 through
-:func:`pgbook.results.read_rows`); a run already complete there is skipped, so an interrupted
-benchmark resumes. Columns: ``impl, env_id, seed, step, train_seconds, eval_mean, eval_std,
-eval_episodes, batch, threads, jobs, version`` (``batch``: steps per iteration, so the training
-clock starts at ``step = batch``).
+The protocol, the same for all: after each PPO iteration (rollout + update) the harness stops the
+training clocks; at the first iteration at or past every multiple of ``--eval-every`` steps, and
+after the last iteration, it plays ``--eval-episodes`` episodes with the deterministic policy (the
+Gaussian's mean, clipped to the action bounds) on fresh ``gym.make(env_id)`` environments without
+the training wrappers, episode ``i`` from ``reset(seed=10_000 + 100 * seed + i)``, observations
+normalised with the run's statistics at that moment (frozen; SB3's and CleanRL's clipping of
+normalised observations to [-10, 10] included), and records the mean and standard deviation of
+the undiscounted returns. The clocks -- wall-clock and the process's CPU time -- exclude
+construction, the first iteration (warm-up: imports, first optimiser step) and every evaluation;
+steps per second = steps after the first iteration / that time. CPU time is the fairer measure
+on a shared machine (a run that waits for a core is not charged for it).
+
+Each run is a fresh subprocess with ``--threads`` torch threads; ``--jobs`` runs go side by side.
+Rows are appended to ``--out`` (default ``src/pgbook/data/continuous_runs.csv``, read by chapter 11
+through :func:`pgbook.results.read_rows`); a run already complete there is skipped, so an
+interrupted benchmark resumes. Columns: ``impl, env_id, seed, step, train_seconds, cpu_seconds,
+eval_mean, eval_std, eval_episodes, batch, threads, jobs, version`` (``batch``: steps per
+iteration, so the clocks start at ``step = batch``; ``cpu_seconds`` is empty in the first runs,
+recorded before it was added).
 
 Usage::
 
     pip install -r requirements-bench.txt
-    python benchmarks/continuous_vs_peers.py --env HalfCheetah-v5 Hopper-v5 --impl ours sb3 cleanrl \\
-        --seeds 0 1 2 --steps 1000000 --jobs 2 --cleanrl-script ppo_continuous_action.py
-    python benchmarks/continuous_vs_peers.py --report          # the table of the README
-
-The throughput comparison at identical hyper-parameters is ``--same-config`` (short runs of
-CleanRL's setting -- 1 x 2048 steps, 10 epochs of 32 minibatches, 64-64 tanh -- for ours and SB3,
-alternating, median of ``--repeats``; prints only).
+    python benchmarks/continuous_vs_peers.py --env HalfCheetah-v5 Hopper-v5 \\
+        --impl ours sb3 ours_cleanrl cleanrl --seeds 0 1 2 --steps 1000000 --jobs 2 \\
+        --cleanrl-script ppo_continuous_action.py
+    python benchmarks/continuous_vs_peers.py --report          # the README's table
 """
 
 from __future__ import annotations
@@ -60,7 +62,6 @@ import io
 import json
 import os
 import runpy
-import statistics
 import subprocess
 import sys
 import time
@@ -73,8 +74,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "src" / "pgbook" / "data" / "continuous_runs.csv"
 COLUMNS = [
-    "impl", "env_id", "seed", "step", "train_seconds", "eval_mean", "eval_std", "eval_episodes", "batch", "threads", "jobs", "version",
+    "impl", "env_id", "seed", "step", "train_seconds", "cpu_seconds", "eval_mean", "eval_std", "eval_episodes", "batch",
+    "threads", "jobs", "version",
 ]
+IMPLS = ("ours", "sb3", "ours_cleanrl", "cleanrl")
 CLEANRL_COMMIT = "7c2660bf8a065bf85bace01040a82a06ce14f5ff"
 
 _ZOO_MUJOCO_POLICY = {"log_std_init": -2, "ortho_init": False, "activation_fn": "relu", "net_arch": {"pi": [256, 256], "vf": [256, 256]}}
@@ -127,31 +130,37 @@ def evaluate_policy(env_id: str, act, n_episodes: int, seed: int) -> np.ndarray:
 
 
 class Clock:
-    """Training time without the first iteration and without evaluations; evaluation points."""
+    """The training clocks (wall-clock and this process's CPU time) without the first iteration and
+    without evaluations, and the evaluation points (none when ``evaluate`` is False)."""
 
-    def __init__(self, env_id: str, seed: int, eval_every: int, eval_episodes: int, total: int):
+    def __init__(self, env_id: str, seed: int, eval_every: int, eval_episodes: int, total: int, evaluate: bool = True):
         self.env_id, self.seed, self.eval_every, self.eval_episodes, self.total = env_id, seed, eval_every, eval_episodes, total
-        self.t0 = None  # end of the first iteration
-        self.paused = 0.0  # seconds spent evaluating since t0
+        self.evaluate = evaluate
+        self.t0 = self.c0 = None  # wall-clock and CPU time at the end of the first iteration
+        self.paused = self.cpu_paused = 0.0  # spent evaluating since then
         self.last_step = 0
+        self.marks: list[tuple[int, float, float]] = []  # (step, wall seconds, CPU seconds) at every tick
         self.rows: list[dict] = []
 
     def tick(self, step: int, act_factory, last: bool = False) -> None:
         """Called at the end of every iteration (``step`` = environment steps so far)."""
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.process_time()
         if self.t0 is None:
-            self.t0 = now
+            self.t0, self.c0 = now, cpu
+        wall_s, cpu_s = now - self.t0 - self.paused, cpu - self.c0 - self.cpu_paused
+        self.marks.append((step, wall_s, cpu_s))
         crossed = step // self.eval_every > self.last_step // self.eval_every
         self.last_step = step
-        if crossed or last or step >= self.total:
-            train_seconds = now - self.t0 - self.paused
+        if self.evaluate and (crossed or last or step >= self.total):
             returns = evaluate_policy(self.env_id, act_factory(), self.eval_episodes, 10_000 + 100 * self.seed)
             self.rows.append({
-                "step": step, "train_seconds": round(train_seconds, 2), "eval_mean": round(float(returns.mean()), 2),
-                "eval_std": round(float(returns.std()), 2), "eval_episodes": self.eval_episodes,
+                "step": step, "train_seconds": round(wall_s, 2), "cpu_seconds": round(cpu_s, 2),
+                "eval_mean": round(float(returns.mean()), 2), "eval_std": round(float(returns.std()), 2),
+                "eval_episodes": self.eval_episodes,
             })
             print(json.dumps({"progress": self.rows[-1]}), file=sys.stderr, flush=True)
             self.paused += time.perf_counter() - now
+            self.cpu_paused += time.process_time() - cpu
 
 
 # ----------------------------------------------------------------------------------------------
@@ -159,13 +168,17 @@ class Clock:
 # ----------------------------------------------------------------------------------------------
 
 
-def run_ours(env_id: str, seed: int, steps: int, threads: int, clock: Clock) -> str:
+def run_ours(env_id: str, seed: int, steps: int, threads: int, clock: Clock, cleanrl_setting: bool = False) -> tuple[str, int]:
     import torch
 
     import pgbook
     from pgbook import ppo
 
-    cfg = ppo.PPOConfig.for_env(env_id, seed=seed, total_steps=steps, device="cpu", torch_threads=threads)
+    common = {"env_id": env_id, "seed": seed, "total_steps": steps, "device": "cpu", "torch_threads": threads}
+    if cleanrl_setting:
+        cfg = ppo.PPOConfig(**ppo.CONTINUOUS_DEFAULTS, **common)
+    else:
+        cfg = ppo.PPOConfig.for_env(**common)
     batch = cfg.n_envs * cfg.n_steps
     final = (steps // batch) * batch
     state = {}
@@ -192,7 +205,7 @@ def run_ours(env_id: str, seed: int, steps: int, threads: int, clock: Clock) -> 
     return f"pgbook {pgbook.__version__}", batch
 
 
-def run_sb3(env_id: str, seed: int, steps: int, threads: int, clock: Clock) -> str:
+def run_sb3(env_id: str, seed: int, steps: int, threads: int, clock: Clock) -> tuple[str, int]:
     import stable_baselines3
     import torch
     from stable_baselines3 import PPO
@@ -242,12 +255,12 @@ def run_sb3(env_id: str, seed: int, steps: int, threads: int, clock: Clock) -> s
     return f"stable-baselines3 {stable_baselines3.__version__}", batch
 
 
-def run_cleanrl(env_id: str, seed: int, steps: int, threads: int, clock: Clock, script: str) -> str:
+def run_cleanrl(env_id: str, seed: int, steps: int, threads: int, clock: Clock, script: str) -> tuple[str, int]:
     import torch
 
     torch.set_num_threads(threads)
 
-    class Recorder:  # stands in for torch.utils.tensorboard.SummaryWriter
+    class Recorder:  # a stub for torch.utils.tensorboard.SummaryWriter
         def __init__(self, *args, **kwargs):
             pass
 
@@ -302,8 +315,8 @@ def run_cleanrl(env_id: str, seed: int, steps: int, threads: int, clock: Clock, 
 def _worker(args) -> int:
     clock = Clock(args.env[0], args.seeds[0], args.eval_every, args.eval_episodes, args.steps)
     impl = args.worker
-    if impl == "ours":
-        version, batch = run_ours(args.env[0], args.seeds[0], args.steps, args.threads, clock)
+    if impl in ("ours", "ours_cleanrl"):
+        version, batch = run_ours(args.env[0], args.seeds[0], args.steps, args.threads, clock, impl == "ours_cleanrl")
     elif impl == "sb3":
         version, batch = run_sb3(args.env[0], args.seeds[0], args.steps, args.threads, clock)
     else:
@@ -389,84 +402,29 @@ def _write(out: Path, rows: list[dict]) -> None:
 
 
 def report(out: Path) -> int:
+    """A Markdown table of the runs in ``out``: final greedy return (median and range over seeds)
+    and steps per second (median over seeds; by CPU time where recorded, else wall-clock)."""
     from pgbook.results import summarize_runs
 
     rows = _read(out)
     if not rows:
         print(f"no results in {out}")
         return 1
-    print(f"{'task':15s} {'implementation':14s} {'seeds':>5s} {'steps':>9s} {'final return: median [min, max]':>34s} {'steps/s':>8s}")
+    print("| task | implementation | seeds | steps | final greedy return: median [min, max] | steps/s (CPU) | steps/s (wall) |")
+    print("|---|---|---|---|---|---|---|")
     for run in summarize_runs(rows):
-        spread = f"{run['median']:8.0f} [{min(run['finals']):7.0f}, {max(run['finals']):7.0f}]"
-        print(f"{run['env_id']:15s} {run['impl']:14s} {len(run['seeds']):5d} {run['steps']:9d} {spread:>34s} {run['median_sps']:8.0f}")
+        cpu = "–" if run["median_cpu_sps"] is None else f"{run['median_cpu_sps']:.0f}"
+        print(
+            f"| {run['env_id']} | {run['impl']} | {len(run['seeds'])} | {run['steps']:,} | {run['median']:.0f} "
+            f"[{min(run['finals']):.0f}, {max(run['finals']):.0f}] | {cpu} | {run['median_sps']:.0f} |"
+        )
     return 0
-
-
-def same_config(args) -> int:
-    """Steps per second of ours and SB3 at identical hyper-parameters (CleanRL's setting)."""
-    env_id = args.env[0]
-    rates = {"ours": [], "sb3": []}
-    for rep in range(args.repeats):
-        for impl in ("ours", "sb3"):
-            cmd = [sys.executable, __file__, "--same-config-worker", impl, "--env", env_id, "--steps", str(args.steps), "--threads", str(args.threads)]
-            out = subprocess.run(cmd, capture_output=True, text=True)
-            if out.returncode != 0:
-                sys.exit(out.stderr[-4000:])
-            res = json.loads(out.stdout.strip().splitlines()[-1])
-            rates[impl].append(res["steps"] / res["seconds"])
-            print(f"  run {rep + 1}: {impl:4s} {res['steps']} steps in {res['seconds']:.1f} s = {rates[impl][-1]:.0f} steps/s", flush=True)
-    ours, sb3 = statistics.median(rates["ours"]), statistics.median(rates["sb3"])
-    print(f"{env_id}, CleanRL's configuration, {args.threads} thread(s): pgbook {ours:.0f} steps/s, SB3 {sb3:.0f} steps/s, ratio {ours / sb3:.2f}x")
-    return 0
-
-
-def _same_config_worker(impl: str, env_id: str, steps: int, threads: int) -> dict:
-    """One run of CleanRL's configuration (obs normalisation and reward scaling on, 1 x 2048,
-    10 epochs x 32 minibatches of 64, lr 3e-4 annealed, 64-64 tanh, orthogonal init, log-std 0);
-    timed like the main runs: without construction and the first iteration."""
-    import torch
-
-    if impl == "ours":
-        from pgbook import ppo
-
-        cfg = ppo.PPOConfig.for_env(env_id, seed=0, total_steps=steps, device="cpu", torch_threads=threads)
-        marks = []
-        ppo.train(cfg, progress=lambda step, info: marks.append((step, time.perf_counter())))
-    else:
-        from stable_baselines3 import PPO
-        from stable_baselines3.common.callbacks import BaseCallback
-        from stable_baselines3.common.env_util import make_vec_env
-        from stable_baselines3.common.vec_env import VecNormalize
-
-        torch.set_num_threads(threads)
-        env = VecNormalize(make_vec_env(env_id, n_envs=1, seed=0), gamma=0.99)
-        model = PPO(
-            "MlpPolicy", env, n_steps=2048, batch_size=64, n_epochs=10, learning_rate=lambda p: 3e-4 * p,
-            gamma=0.99, gae_lambda=0.95, clip_range=0.2, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5,
-            seed=0, device="cpu", verbose=0,
-        )  # SB3's MlpPolicy default for Box actions: 64-64 tanh, orthogonal init, log-std 0
-        marks = []
-
-        class Hook(BaseCallback):
-            def _on_rollout_start(self):
-                if self.model.num_timesteps > 0:
-                    marks.append((self.model.num_timesteps, time.perf_counter()))
-
-            def _on_step(self):
-                return True
-
-            def _on_training_end(self):
-                marks.append((self.model.num_timesteps, time.perf_counter()))
-
-        model.learn(total_timesteps=steps, callback=Hook())
-    (s0, t0), (s1, t1) = marks[0], marks[-1]
-    return {"steps": s1 - s0, "seconds": t1 - t0}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", nargs="+", default=["HalfCheetah-v5", "Hopper-v5"])
-    parser.add_argument("--impl", nargs="+", choices=["ours", "sb3", "cleanrl"], default=["ours", "sb3", "cleanrl"])
+    parser.add_argument("--impl", nargs="+", choices=IMPLS, default=list(IMPLS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=1_000_000)
     parser.add_argument("--threads", type=int, default=1)
@@ -476,20 +434,12 @@ def main(argv=None) -> int:
     parser.add_argument("--cleanrl-script", default=None)
     parser.add_argument("--out", default=str(DEFAULT_OUT))
     parser.add_argument("--report", action="store_true", help="print the table of the results in --out")
-    parser.add_argument("--same-config", action="store_true", help="steps/s of ours vs SB3 at identical hyper-parameters")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--worker", choices=["ours", "sb3", "cleanrl"], help=argparse.SUPPRESS)
-    parser.add_argument("--same-config-worker", choices=["ours", "sb3"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=IMPLS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return _worker(args)
-    if args.same_config_worker:
-        print(json.dumps(_same_config_worker(args.same_config_worker, args.env[0], args.steps, args.threads)))
-        return 0
     if args.report:
         return report(Path(args.out))
-    if args.same_config:
-        return same_config(args)
     return run_all(args)
 
 

@@ -681,8 +681,10 @@ REGISTRY: dict[str, Fn | NotFuzzed] = {
     "heads.NormalizedCategorical": Fn(heads.NormalizedCategorical, mk(logits=lambda: _rand(2, 3))),
     "heads.CategoricalHead": Fn(heads.CategoricalHead, mk(n_actions=3)),
     "heads.DiagGaussianHead": Fn(heads.DiagGaussianHead, mk(action_dim=2)),
-    "networks.MLP": Fn(networks.MLP, mk(n_in=2, hidden=(3,), n_out=2, out_gain=1.0, orthogonal=True)),
-    "networks.ActorCritic": Fn(networks.ActorCritic, mk(obs_dim=3, hidden=(4,), orthogonal_init=True, action_dim=1, log_std_init=0.0)),
+    "networks.MLP": Fn(networks.MLP, mk(n_in=2, hidden=(3,), n_out=2, out_gain=1.0, orthogonal=True, activation="relu")),
+    "networks.ActorCritic": Fn(
+        networks.ActorCritic, mk(obs_dim=3, hidden=(4,), orthogonal_init=True, action_dim=1, log_std_init=0.0, activation="relu"),
+    ),
     "networks.clip_grad_norm": Fn(networks.clip_grad_norm, mk(parameters=_grad_params, max_norm=0.5)),
     "rollout.RolloutStorage": Fn(rollout.RolloutStorage, mk(n_steps=2, n_envs=1, obs_dim=3, device="cpu", action_dim=1)),
     "rollout.EpisodeTracker": Fn(rollout.EpisodeTracker, mk(n_envs=2)),

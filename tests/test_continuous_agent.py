@@ -210,3 +210,31 @@ def test_new_building_blocks_reject_bad_arguments():
     with pytest.raises(ValueError, match="storage"):
         rollout.collect_rollout(envs, networks.ActorCritic(4, 2), rollout.RolloutStorage(2, 1, 4, action_dim=1),
                                 obs, rollout.EpisodeTracker(1))
+
+
+def test_mlp_activation_is_the_named_one():
+    """relu and tanh hidden layers against an nn.Sequential with the same weights (an MLP that
+    ignored ``activation`` would fail one of the two)."""
+    torch.manual_seed(0)
+    x = torch.randn(5, 3)
+    for name, module in (("relu", torch.nn.ReLU()), ("tanh", torch.nn.Tanh())):
+        mlp = networks.MLP(3, (6, 4), 2, 1.0, False, activation=name)
+        seq = torch.nn.Sequential(mlp[0], module, mlp[1], module, mlp[2])
+        assert torch.allclose(mlp(x), seq(x), atol=0, rtol=0)
+    with pytest.raises(ValueError, match="activation"):
+        networks.MLP(3, (6,), 2, 1.0, False, activation="gelu")
+    with pytest.raises(ValueError, match="activation"):
+        ppo.PPOConfig(activation="sigmoid")
+
+
+def test_training_uses_the_configured_network():
+    """``activation``, ``hidden``, ``orthogonal_init`` and ``log_std_init`` reach the trained model:
+    after one gradient step of size <= lr the log-std is still within 1e-3 of its start."""
+    cfg = ppo.PPOConfig(
+        env_id="Pendulum-v1", total_steps=64, n_envs=1, n_steps=64, minibatch_size=64, n_epochs=1, hidden=(16, 8),
+        activation="relu", orthogonal_init=False, log_std_init=-2.0, lr=3e-4, device="cpu",
+    )
+    model = ppo.train(cfg).model
+    assert model.actor.activation == model.critic.activation == "relu"
+    assert [layer.out_features for layer in model.actor.layers] == [16, 8, 1]
+    assert abs(model.log_std.item() + 2.0) < 1e-3

@@ -85,22 +85,28 @@ def test_shipped_results_are_the_committed_csv(name):
     assert results.read_rows(name) == expected and len(expected) > 10
 
 
-def _run_row(impl, seed, step, seconds, ret, batch=2048, env_id="Hopper-v5"):
+def _run_row(impl, seed, step, seconds, ret, batch=2048, env_id="Hopper-v5", cpu=""):
     return {"impl": impl, "env_id": env_id, "seed": str(seed), "step": str(step), "train_seconds": str(seconds),
-            "eval_mean": str(ret), "batch": str(batch)}
+            "cpu_seconds": str(cpu), "eval_mean": str(ret), "batch": str(batch)}
 
 
 def test_summarize_runs_takes_each_runs_last_row():
-    """Final return = the last evaluation of each seed (rows in any order); speed = steps after the
-    first iteration over the clock; medians over seeds. Hand-computed."""
+    """Final return = the evaluation at each run's largest step, whatever the rows' order (seed 0
+    ascending, seed 2 descending); speed = steps after the first iteration over the clock; medians
+    (not means) over seeds; ``steps`` = the shortest run's. Hand-computed."""
     rows = [
-        _run_row("ours", 1, 6144, 4.0, 300.0), _run_row("ours", 0, 6144, 2.0, 100.0), _run_row("ours", 0, 4096, 1.0, 50.0),
-        _run_row("ours", 2, 6144, 8.0, 200.0), _run_row("sb3", 0, 1024, 1.0, 7.0, batch=512),
+        _run_row("ours", 0, 4096, 1.0, 50.0, cpu=0.5), _run_row("ours", 0, 6144, 2.0, 100.0, cpu=1.0),
+        _run_row("ours", 1, 4096, 1.0, 1000.0, cpu=""),
+        _run_row("ours", 2, 6144, 8.0, 300.0, cpu=4.0), _run_row("ours", 2, 4096, 4.0, 20.0, cpu=2.0),
+        _run_row("sb3", 0, 1024, 1.0, 7.0, batch=512), _run_row("sb3", 1, 1536, 2.0, 9.0, batch=512),
     ]
     ours, sb3 = results.summarize_runs(rows)
-    assert (ours["impl"], ours["seeds"], ours["finals"], ours["steps"]) == ("ours", [0, 1, 2], [100.0, 300.0, 200.0], 6144)
-    assert ours["sps"] == [2048.0, 1024.0, 512.0] and ours["median"] == 200.0 and ours["median_sps"] == 1024.0
-    assert (sb3["impl"], sb3["finals"], sb3["sps"]) == ("sb3", [7.0], [512.0])
+    assert (ours["impl"], ours["seeds"], ours["finals"], ours["steps"]) == ("ours", [0, 1, 2], [100.0, 1000.0, 300.0], 4096)
+    assert ours["median"] == 300.0  # the mean would be 466.7
+    assert ours["sps"] == [2048.0, 2048.0, 512.0] and ours["median_sps"] == 2048.0
+    assert ours["cpu_sps"] == [4096.0, None, 1024.0] and ours["median_cpu_sps"] == 2560.0  # over the two recorded
+    assert (sb3["impl"], sb3["finals"], sb3["sps"], sb3["median"]) == ("sb3", [7.0, 9.0], [512.0, 512.0], 8.0)
+    assert sb3["cpu_sps"] == [None, None] and sb3["median_cpu_sps"] is None
 
 
 def test_summarize_runs_reads_the_committed_runs():

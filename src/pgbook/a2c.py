@@ -189,7 +189,7 @@ def train(cfg: A2CConfig, progress: Callable[[int, dict], None] | None = None) -
         obs_rms = RunningMeanStd(shape=(obs_dim,)) if cfg.normalize_obs else None  # shared by the envs
         reward_gamma = cfg.gamma if cfg.normalize_reward else None
         envs = common.make_vec_env(cfg.env_id, cfg.n_envs, cfg.max_episode_steps, obs_rms, reward_gamma)
-        model = ActorCritic(obs_dim, n_actions, cfg.hidden, cfg.orthogonal_init).to(device)
+        model = ActorCritic(obs_dim, n_actions, cfg.hidden, cfg.orthogonal_init, activation=cfg.activation).to(device)
         optimizer = _make_optimizer(cfg, model)
         params = list(model.parameters())
         storage = common.RolloutStorage(cfg.n_steps, cfg.n_envs, obs_dim, device)

@@ -62,8 +62,12 @@ class AgentConfig:
     max_grad_norm: float | None = 0.5
     #: standardise advantages (zero mean, unit std) in each (mini)batch.
     normalize_advantages: bool = True
-    #: hidden layer widths of the actor and of the critic (two separate tanh MLPs).
+    #: hidden layer widths of the actor and of the critic (two separate MLPs).
     hidden: tuple[int, ...] = (64, 64)
+    #: the hidden layers' activation, "tanh" (the PPO paper's) or "relu".
+    activation: str = "tanh"
+    #: initial log standard deviation of the Gaussian policy (Box actions only; 0: sigma = 1).
+    log_std_init: float = 0.0
     #: orthogonal initialisation (gain sqrt 2 hidden, 0.01 policy head, 1 value head).
     orthogonal_init: bool = True
     #: bootstrap truncated episodes from V(true final observation); False treats a time-limit
@@ -126,6 +130,9 @@ class AgentConfig:
         if not hidden or not all(isinstance(h, numbers.Integral) and not isinstance(h, bool) and h >= 1 for h in hidden):
             raise ValueError(f"hidden must be a non-empty sequence of positive integers, got {self.hidden!r}")
         self.hidden = tuple(int(h) for h in hidden)
+        if not isinstance(self.activation, str) or self.activation not in ("tanh", "relu"):
+            raise ValueError(f"activation must be 'tanh' or 'relu', got {self.activation!r}")
+        _check_real(self.log_std_init, "log_std_init", -20.0, 20.0)
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         if self.device == "cuda" and not torch.cuda.is_available():

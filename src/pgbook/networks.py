@@ -1,9 +1,9 @@
-"""The agents' networks: a tanh MLP and the actor-critic pair, with its policy head.
+"""The agents' networks: an MLP (tanh or ReLU) and the actor-critic pair, with its policy head.
 
 Chapters 9–10 (:doc:`/book/ch09_a2c`, :doc:`/book/ch10_ppo`) and 11 (continuous actions).
 
-* :class:`MLP` — a tanh multilayer perceptron with the orthogonal initialisation of the PPO
-  paper's code (:cite:`huang2022`).
+* :class:`MLP` — a multilayer perceptron (tanh, or ReLU as in RL Baselines3 Zoo's MuJoCo settings)
+  with the orthogonal initialisation of the PPO paper's code (:cite:`huang2022`).
 * :class:`ActorCritic` — the notes' two networks, the actor ``pi_theta(a|s)`` and the critic
   ``V_phi(s)`` (no shared layers), for a Discrete action space (categorical head: the actor
   outputs logits) or a Box one (diagonal Gaussian head: the actor outputs the mean ``mu_theta(s)``
@@ -29,17 +29,29 @@ from .heads import CategoricalHead, DiagGaussianHead
 
 __all__ = ["MLP", "ActorCritic", "clip_grad_norm"]
 
+#: the hidden-layer activations an :class:`MLP` offers
+ACTIVATIONS = ("tanh", "relu")
+
+
+def _check_activation(activation, name: str = "activation") -> str:
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, ACTIVATIONS))}, got {activation!r}")
+    return activation
+
 
 class MLP(nn.Module):
-    """A tanh multilayer perceptron; ``mlp[i]`` is its i-th :class:`torch.nn.Linear` layer.
+    """A multilayer perceptron; ``mlp[i]`` is its i-th :class:`torch.nn.Linear` layer.
 
-    The forward pass calls ``F.linear`` and ``torch.tanh`` directly (the same computation as an
+    ``activation``: ``"tanh"`` (the PPO paper's) or ``"relu"``, after every hidden layer.
+    The forward pass calls ``F.linear`` and ``torch.tanh`` (or ``torch.relu``) directly (the same computation as an
     ``nn.Sequential`` of ``Linear`` and ``Tanh`` modules, without the per-module call overhead,
     which dominates for batches of a few rows).
     """
 
-    def __init__(self, n_in: int, hidden: Sequence[int], n_out: int, out_gain: float, orthogonal: bool):
+    def __init__(self, n_in: int, hidden: Sequence[int], n_out: int, out_gain: float, orthogonal: bool, activation: str = "tanh"):
         super().__init__()
+        self.activation = _check_activation(activation)
+        self._act = torch.tanh if self.activation == "tanh" else torch.relu
         n_in, n_out = _check_positive_int(n_in, "n_in"), _check_positive_int(n_out, "n_out")
         hidden = _check_hidden(hidden, allow_empty=True)
         out_gain = _check_real_number(out_gain, "out_gain")
@@ -60,7 +72,7 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         *hidden, last = self.layers
         for layer in hidden:
-            x = torch.tanh(F.linear(x, layer.weight, layer.bias))
+            x = self._act(F.linear(x, layer.weight, layer.bias))
         return F.linear(x, last.weight, last.bias)
 
 
@@ -77,6 +89,7 @@ class ActorCritic(nn.Module):
     the actor outputs the mean and ``log_std``, a parameter of shape ``(action_dim,)`` that starts at
     ``log_std_init``, is the log standard deviation in every state).
 
+    ``activation`` (``"tanh"`` or ``"relu"``) is that of both networks' hidden layers.
     Orthogonal initialisation (as in the PPO paper's code and :cite:`huang2022`): hidden layers
     with gain ``sqrt 2``, the policy head with gain 0.01 (initial policy almost uniform, or a mean
     near 0), the value head with gain 1; biases 0.
@@ -91,6 +104,7 @@ class ActorCritic(nn.Module):
         *,
         action_dim: int | None = None,
         log_std_init: float = 0.0,
+        activation: str = "tanh",
     ):
         super().__init__()
         _check_int(obs_dim, "obs_dim", 1)
@@ -112,8 +126,8 @@ class ActorCritic(nn.Module):
         #: True for a Box action space (Gaussian policy).
         self.continuous = action_dim is not None
         n_out = self.action_dim if self.continuous else self.n_actions
-        self.actor = MLP(obs_dim, hidden, n_out, 0.01, orthogonal_init)
-        self.critic = MLP(obs_dim, hidden, 1, 1.0, orthogonal_init)
+        self.actor = MLP(obs_dim, hidden, n_out, 0.01, orthogonal_init, activation)
+        self.critic = MLP(obs_dim, hidden, 1, 1.0, orthogonal_init, activation)
         if self.continuous:
             #: the policy head: how the actor's output becomes pi_theta(.|s).
             self.head = DiagGaussianHead(self.action_dim)

@@ -46,13 +46,15 @@ _RUN_COLUMNS = ("impl", "env_id", "seed", "step", "train_seconds", "eval_mean", 
 def summarize_runs(rows: list[dict[str, str]]) -> list[dict]:
     """One entry per (task, implementation) of benchmark rows like ``continuous_runs.csv``'s.
 
-    For every run (``impl``, ``env_id``, ``seed``) its last row gives the final greedy return
-    (``eval_mean``) and the training speed ``(step - batch) / train_seconds`` (the clock starts
-    after the first iteration, ``batch`` steps). Returns, sorted by task and implementation, dicts
-    with ``env_id``, ``impl``, ``seeds`` (sorted), ``steps`` (the fewest final steps of a run),
-    ``finals`` and ``sps`` (per seed, in the order of ``seeds``), ``median`` (of ``finals``) and
-    ``median_sps``. ``ValueError`` if ``rows`` is not a list of dicts with those columns holding
-    numbers.
+    For every run (``impl``, ``env_id``, ``seed``) its row with the largest ``step`` gives the final
+    greedy return (``eval_mean``) and the training speed ``(step - batch) / seconds`` (the clocks
+    start after the first iteration, ``batch`` steps), by wall-clock (``train_seconds``) and, where
+    the row has one, by CPU time (``cpu_seconds``; empty in runs recorded before it existed).
+    Returns, sorted by task and implementation, dicts with ``env_id``, ``impl``, ``seeds`` (sorted),
+    ``steps`` (the fewest final steps of a run), per seed in the order of ``seeds``: ``finals``,
+    ``sps`` and ``cpu_sps`` (None where not recorded); and ``median`` (of ``finals``),
+    ``median_sps`` and ``median_cpu_sps`` (over the seeds that have it; None if none).
+    ``ValueError`` if ``rows`` is not a list of dicts with those columns holding numbers.
     """
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise ValueError(f"rows must be a list of dicts (read_rows), got {type(rows).__name__}")
@@ -64,19 +66,28 @@ def summarize_runs(rows: list[dict[str, str]]) -> list[dict]:
         try:
             step, seconds, final, batch = int(row["step"]), float(row["train_seconds"]), float(row["eval_mean"]), int(row["batch"])
             seed = int(row["seed"])
+            cpu = row.get("cpu_seconds")
+            cpu = None if cpu in (None, "") else float(cpu)
         except (TypeError, ValueError):
-            raise ValueError(f"rows[{i}] must hold numbers in step, train_seconds, eval_mean, batch and seed") from None
+            raise ValueError(f"rows[{i}] must hold numbers in step, train_seconds, cpu_seconds, eval_mean, batch and seed") from None
         key = (str(row["env_id"]), str(row["impl"]))
         last = runs.setdefault(key, {}).get(seed)
         if last is None or step > last[0]:
-            runs[key][seed] = (step, seconds, final, batch)
+            runs[key][seed] = (step, seconds, final, batch, cpu)
+
+    def rate(steps, seconds):
+        return None if seconds is None else (steps / seconds if seconds > 0 else float("nan"))
+
     out = []
     for (env_id, impl), by_seed in sorted(runs.items()):
         seeds = sorted(by_seed)
         finals = [by_seed[s][2] for s in seeds]
-        sps = [(by_seed[s][0] - by_seed[s][3]) / by_seed[s][1] if by_seed[s][1] > 0 else float("nan") for s in seeds]
+        sps = [rate(by_seed[s][0] - by_seed[s][3], by_seed[s][1]) for s in seeds]
+        cpu_sps = [rate(by_seed[s][0] - by_seed[s][3], by_seed[s][4]) for s in seeds]
+        known = [x for x in cpu_sps if x is not None]
         out.append({
             "env_id": env_id, "impl": impl, "seeds": seeds, "steps": min(by_seed[s][0] for s in seeds),
-            "finals": finals, "sps": sps, "median": statistics.median(finals), "median_sps": statistics.median(sps),
+            "finals": finals, "sps": sps, "cpu_sps": cpu_sps, "median": statistics.median(finals),
+            "median_sps": statistics.median(sps), "median_cpu_sps": statistics.median(known) if known else None,
         })
     return out

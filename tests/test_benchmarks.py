@@ -1,0 +1,85 @@
+"""The MuJoCo benchmark's harness (benchmarks/continuous_vs_peers.py): its evaluation is the
+package's, and each pair of arms really runs the same hyper-parameters.
+
+The harness imports only the standard library and numpy at module level, so it loads without
+Stable-Baselines3, CleanRL or MuJoCo (none of which the test environment has).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from gymnasium.wrappers.utils import RunningMeanStd
+
+from pgbook import evaluation, networks, ppo
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("continuous_vs_peers", ROOT / "benchmarks" / "continuous_vs_peers.py")
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+
+
+def test_harness_evaluation_is_the_packages():
+    """The harness's protocol (its own loop, its normalisation of raw observations) gives exactly
+    the returns of pgbook.evaluation.evaluate for the same model, statistics and seeds, with actions
+    clipped (a model whose mean often leaves [-2, 2])."""
+    torch.manual_seed(3)
+    model = networks.ActorCritic(3, hidden=(8,), action_dim=1, orthogonal_init=False)
+    with torch.no_grad():
+        model.actor[1].weight.mul_(40.0)  # means far outside the bounds: clipping matters
+    rms = RunningMeanStd(shape=(3,))
+    rms.update(np.random.default_rng(0).normal([0.3, -0.2, 1.0], [0.5, 0.7, 2.0], size=(50, 3)))
+
+    @torch.no_grad()
+    def act(obs):
+        obs = (obs - rms.mean) / np.sqrt(rms.var + 1e-8)
+        return model.head.mode(model.policy_params(torch.as_tensor(obs, dtype=torch.float32))).numpy()
+
+    ours = bench.evaluate_policy("Pendulum-v1", act, 4, 10_300)
+    ref = evaluation.evaluate(model, "Pendulum-v1", 4, 10_300, None, rms)
+    assert np.array_equal(ours, ref)
+
+    @torch.no_grad()
+    def act_raw(obs):  # the same model fed raw observations: the test sees the normalisation
+        return model.head.mode(model.policy_params(torch.as_tensor(obs, dtype=torch.float32))).numpy()
+
+    assert not np.array_equal(bench.evaluate_policy("Pendulum-v1", act_raw, 4, 10_300), ref)
+
+
+#: SB3 keyword -> PPOConfig field, for the zoo entries
+_SB3_TO_OURS = {
+    "n_steps": "n_steps", "batch_size": "minibatch_size", "gamma": "gamma", "learning_rate": "lr",
+    "ent_coef": "ent_coef", "clip_range": "clip_eps", "n_epochs": "n_epochs", "gae_lambda": "lam",
+    "max_grad_norm": "max_grad_norm", "vf_coef": "vf_coef", "n_envs": "n_envs",
+}
+
+
+@pytest.mark.parametrize("env_id", ["HalfCheetah-v5", "Hopper-v5"])
+def test_the_zoo_pair_runs_the_same_hyper_parameters(env_id):
+    """ppo.ENV_PRESETS (the 'ours' arm) against the SB3 arm's SB3_ZOO entry, field by field, and
+    the SB3 defaults the zoo leaves implicit (constant learning rate and clip range)."""
+    zoo = dict(bench.SB3_ZOO[env_id])
+    cfg = ppo.PPOConfig(env_id=env_id, **{**ppo.CONTINUOUS_DEFAULTS, **ppo.ENV_PRESETS[env_id]})
+    for sb3_name, ours_name in _SB3_TO_OURS.items():
+        sb3_value = zoo.get(sb3_name, {"ent_coef": 0.0, "vf_coef": 0.5, "max_grad_norm": 0.5, "batch_size": 64}.get(sb3_name))
+        assert math.isclose(getattr(cfg, ours_name), sb3_value, rel_tol=0, abs_tol=0), (sb3_name, getattr(cfg, ours_name), sb3_value)
+    assert cfg.anneal_lr is False and cfg.anneal_clip is False  # SB3: a float is a constant schedule
+    assert cfg.normalize_obs is cfg.normalize_reward is zoo["normalize"] is True
+    pk = zoo["policy_kwargs"]
+    assert cfg.hidden == tuple(pk["net_arch"]["pi"]) == tuple(pk["net_arch"]["vf"])
+    assert (cfg.activation, cfg.orthogonal_init, cfg.log_std_init) == (pk["activation_fn"], pk["ortho_init"], pk["log_std_init"])
+
+
+def test_the_cleanrl_pair_runs_the_same_hyper_parameters():
+    """CONTINUOUS_DEFAULTS (the 'ours_cleanrl' arm) against the defaults of CleanRL's Args, as the
+    harness's docstring and ppo.CONTINUOUS_DEFAULTS state them (the script itself is not vendored)."""
+    d = ppo.CONTINUOUS_DEFAULTS
+    cleanrl = {"n_envs": 1, "n_steps": 2048, "lr": 3e-4, "anneal_lr": True, "gamma": 0.99, "lam": 0.95,
+               "n_epochs": 10, "minibatch_size": 2048 // 32, "clip_eps": 0.2, "ent_coef": 0.0, "vf_coef": 0.5,
+               "max_grad_norm": 0.5, "hidden": (64, 64), "normalize_obs": True, "normalize_reward": True}
+    assert {k: d[k] for k in cleanrl} == cleanrl and d["anneal_clip"] is False
