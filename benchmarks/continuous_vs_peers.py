@@ -4,9 +4,8 @@ Four arms, two pairs with identical hyper-parameters, trained on the same machin
 evaluation protocol:
 
 ``ours`` and ``sb3``
-    :meth:`pgbook.ppo.PPOConfig.for_env` (whose ``ENV_PRESETS`` for HalfCheetah-v5 and Hopper-v5
-    are RL Baselines3 Zoo's tuned entries) against Stable-Baselines3's PPO with the same entries of
-    the zoo's ``hyperparams/ppo.yml`` (DLR-RM/rl-baselines3-zoo at 22e3ff2: ``HalfCheetah-v4`` and
+    ``PPOConfig(**CONTINUOUS_DEFAULTS, **ZOO_SETTINGS[env_id])`` (RL Baselines3 Zoo's tuned entries
+    in this book's field names) against Stable-Baselines3's PPO with the same entries of the zoo's ``hyperparams/ppo.yml`` (DLR-RM/rl-baselines3-zoo at 22e3ff2: ``HalfCheetah-v4`` and
     ``Hopper-v4``, tuned on the v3 tasks, applied here to v5, with ``VecNormalize(gamma=gamma)``);
     see :data:`SB3_ZOO`.
 ``ours_cleanrl`` and ``cleanrl``
@@ -164,7 +163,7 @@ class Clock:
 
 
 # ----------------------------------------------------------------------------------------------
-# The three implementations (each runs in its own subprocess)
+# The four arms: three implementations, ours in two settings (each run in its own subprocess)
 # ----------------------------------------------------------------------------------------------
 
 
@@ -177,8 +176,8 @@ def run_ours(env_id: str, seed: int, steps: int, threads: int, clock: Clock, cle
     common = {"env_id": env_id, "seed": seed, "total_steps": steps, "device": "cpu", "torch_threads": threads}
     if cleanrl_setting:
         cfg = ppo.PPOConfig(**ppo.CONTINUOUS_DEFAULTS, **common)
-    else:
-        cfg = ppo.PPOConfig.for_env(**common)
+    else:  # the zoo's entry, SB3's configuration
+        cfg = ppo.PPOConfig(**{**ppo.CONTINUOUS_DEFAULTS, **ppo.ZOO_SETTINGS[env_id]}, **common)
     batch = cfg.n_envs * cfg.n_steps
     final = (steps // batch) * batch
     state = {}
