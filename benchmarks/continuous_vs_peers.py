@@ -411,7 +411,8 @@ def report(out: Path) -> int:
         return 1
     print("| task | implementation | seeds | steps | final greedy return: median [min, max] | steps/s (CPU) | steps/s (wall) |")
     print("|---|---|---|---|---|---|---|")
-    for run in summarize_runs(rows):
+    order = {impl: i for i, impl in enumerate(IMPLS)}  # the pairs side by side
+    for run in sorted(summarize_runs(rows), key=lambda r: (r["env_id"], order.get(r["impl"], len(order)))):
         cpu = "–" if run["median_cpu_sps"] is None else f"{run['median_cpu_sps']:.0f}"
         print(
             f"| {run['env_id']} | {run['impl']} | {len(run['seeds'])} | {run['steps']:,} | {run['median']:.0f} "
