@@ -402,7 +402,8 @@ def _write(out: Path, rows: list[dict]) -> None:
 
 def report(out: Path) -> int:
     """A Markdown table of the runs in ``out``: final greedy return (median and range over seeds)
-    and steps per second (median over seeds; by CPU time where recorded, else wall-clock)."""
+    and steps per second, by CPU time (median over the seeds that recorded it; "–" if none did) and
+    by wall-clock (median over all seeds)."""
     from pgbook.results import summarize_runs
 
     rows = _read(out)
