@@ -728,6 +728,9 @@ REGISTRY: dict[str, Fn | NotFuzzed] = {
     # ---- results
     "results.RESULT_FILES": NotFuzzed("constant: the names of the shipped result files"),
     "results.read_rows": Fn(results.read_rows, mk(name="cartpole_solve.csv")),
+    "results.speed_ratio": Fn(results.speed_ratio, mk(
+        run_a={"seeds": [0, 1], "cpu_sps": [2.0, None]}, run_b={"seeds": [0], "cpu_sps": [1.0]},
+    )),
     "results.summarize_runs": Fn(results.summarize_runs, mk(rows=[
         {"impl": "ours", "env_id": "Hopper-v5", "seed": "0", "step": "4096", "train_seconds": "2.0", "eval_mean": "1.5", "batch": "2048"},
     ])),

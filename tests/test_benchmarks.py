@@ -8,7 +8,6 @@ Stable-Baselines3, CleanRL or MuJoCo (none of which the test environment has).
 from __future__ import annotations
 
 import importlib.util
-import math
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +66,7 @@ def test_the_zoo_pair_runs_the_same_hyper_parameters(env_id):
     cfg = ppo.PPOConfig(env_id=env_id, **{**ppo.CONTINUOUS_DEFAULTS, **ppo.ZOO_SETTINGS[env_id]})
     for sb3_name, ours_name in _SB3_TO_OURS.items():
         sb3_value = zoo.get(sb3_name, {"ent_coef": 0.0, "vf_coef": 0.5, "max_grad_norm": 0.5, "batch_size": 64}.get(sb3_name))
-        assert math.isclose(getattr(cfg, ours_name), sb3_value, rel_tol=0, abs_tol=0), (sb3_name, getattr(cfg, ours_name), sb3_value)
+        assert getattr(cfg, ours_name) == sb3_value, (sb3_name, getattr(cfg, ours_name), sb3_value)
     assert cfg.anneal_lr is False and cfg.anneal_clip is False  # SB3: a float is a constant schedule
     assert cfg.normalize_obs is cfg.normalize_reward is zoo["normalize"] is True
     pk = zoo["policy_kwargs"]

@@ -109,6 +109,25 @@ def test_summarize_runs_takes_each_runs_last_row():
     assert sb3["cpu_sps"] == [None, None] and sb3["median_cpu_sps"] is None
 
 
+def test_speed_ratio_uses_the_seeds_both_timed():
+    """Seeds 1 and 2 are timed on both sides (seed 0 only in a, seed 3 only in b): medians of
+    (4096, 1024) over medians of (1024, 512). Hand-computed; pairing all seeds, or dividing per seed
+    and taking the median of the ratios, gives another number."""
+    rows = [
+        _run_row("a", 0, 4096, 1.0, 0.0, cpu=0.1), _run_row("a", 1, 4096, 1.0, 0.0, cpu=0.5),
+        _run_row("a", 2, 4096, 1.0, 0.0, cpu=2.0), _run_row("b", 1, 4096, 1.0, 0.0, cpu=2.0),
+        _run_row("b", 2, 4096, 1.0, 0.0, cpu=4.0), _run_row("b", 3, 4096, 1.0, 0.0, cpu=0.01),
+        _run_row("b", 4, 4096, 1.0, 0.0, cpu=""),
+    ]
+    a, b = results.summarize_runs(rows)
+    ratio, seeds = results.speed_ratio(a, b)
+    assert seeds == [1, 2] and ratio == (4096 + 1024) / (1024 + 512)
+    with pytest.raises(ValueError, match="share no seed"):
+        results.speed_ratio(a, {**b, "seeds": [4], "cpu_sps": [None]})
+    with pytest.raises(ValueError, match="run_b must be an entry"):
+        results.speed_ratio(a, "b")
+
+
 def test_summarize_runs_reads_the_committed_runs():
     runs = results.summarize_runs(results.read_rows("continuous_runs.csv"))
     assert runs and all(len(r["seeds"]) == len(r["finals"]) == len(r["sps"]) >= 1 for r in runs)

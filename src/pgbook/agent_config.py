@@ -130,8 +130,7 @@ class AgentConfig:
         if not hidden or not all(isinstance(h, numbers.Integral) and not isinstance(h, bool) and h >= 1 for h in hidden):
             raise ValueError(f"hidden must be a non-empty sequence of positive integers, got {self.hidden!r}")
         self.hidden = tuple(int(h) for h in hidden)
-        if not isinstance(self.activation, str) or self.activation not in ("tanh", "relu"):
-            raise ValueError(f"activation must be 'tanh' or 'relu', got {self.activation!r}")
+        _check_activation(self.activation)
         _check_real(self.log_std_init, "log_std_init", -20.0, 20.0)
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
@@ -182,6 +181,16 @@ def resolve_device(device: str) -> torch.device:
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return _check_device(device)
+
+
+#: the hidden-layer activations of the agents' networks (:class:`pgbook.networks.MLP`)
+ACTIVATIONS = ("tanh", "relu")
+
+
+def _check_activation(activation, name: str = "activation") -> str:
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, ACTIVATIONS))}, got {activation!r}")
+    return activation
 
 
 def _check_hidden(hidden, name: str = "hidden", allow_empty: bool = False) -> tuple[int, ...]:

@@ -24,28 +24,19 @@ from torch.nn import functional as F
 from ._validate import check_bool as _check_bool
 from ._validate import check_positive_int as _check_positive_int
 from ._validate import check_real as _check_real_number
-from .agent_config import _check_hidden, _check_int, _check_real
+from .agent_config import _check_activation, _check_hidden, _check_int, _check_real
 from .heads import CategoricalHead, DiagGaussianHead
 
 __all__ = ["MLP", "ActorCritic", "clip_grad_norm"]
-
-#: the hidden-layer activations an :class:`MLP` offers
-ACTIVATIONS = ("tanh", "relu")
-
-
-def _check_activation(activation, name: str = "activation") -> str:
-    if not isinstance(activation, str) or activation not in ACTIVATIONS:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, ACTIVATIONS))}, got {activation!r}")
-    return activation
 
 
 class MLP(nn.Module):
     """A multilayer perceptron; ``mlp[i]`` is its i-th :class:`torch.nn.Linear` layer.
 
-    ``activation``: ``"tanh"`` (the PPO paper's) or ``"relu"``, after every hidden layer.
-    The forward pass calls ``F.linear`` and ``torch.tanh`` (or ``torch.relu``) directly (the same computation as an
-    ``nn.Sequential`` of ``Linear`` and ``Tanh`` modules, without the per-module call overhead,
-    which dominates for batches of a few rows).
+    ``activation``: ``"tanh"`` (the PPO paper's) or ``"relu"``, after every hidden layer. The
+    forward pass calls ``F.linear`` and ``torch.tanh`` (or ``torch.relu``) directly (the same
+    computation as an ``nn.Sequential`` of ``Linear`` and activation modules, without the
+    per-module call overhead, which dominates for batches of a few rows).
     """
 
     def __init__(self, n_in: int, hidden: Sequence[int], n_out: int, out_gain: float, orthogonal: bool, activation: str = "tanh"):

@@ -21,7 +21,7 @@ import io
 import statistics
 from importlib import resources
 
-__all__ = ["RESULT_FILES", "read_rows", "summarize_runs"]
+__all__ = ["RESULT_FILES", "read_rows", "summarize_runs", "speed_ratio"]
 
 #: the result files shipped with the package
 RESULT_FILES = ("cartpole_solve.csv", "cartpole_curves.csv", "continuous_runs.csv")
@@ -91,3 +91,19 @@ def summarize_runs(rows: list[dict[str, str]]) -> list[dict]:
             "median_sps": statistics.median(sps), "median_cpu_sps": statistics.median(known) if known else None,
         })
     return out
+
+
+def speed_ratio(run_a: dict, run_b: dict) -> tuple[float, list[int]]:
+    """Speed of ``run_a`` over ``run_b`` (two entries of :func:`summarize_runs`) per CPU-second, on
+    the seeds both recorded CPU time for: the median of ``a``'s steps per CPU-second over those
+    seeds divided by the median of ``b``'s. Returns ``(ratio, seeds)``; ``ValueError`` if the entries
+    share no such seed."""
+    for name, run in (("run_a", run_a), ("run_b", run_b)):
+        if not isinstance(run, dict) or not {"seeds", "cpu_sps"} <= run.keys():
+            raise ValueError(f"{name} must be an entry of summarize_runs (a dict with seeds and cpu_sps)")
+    rate_a = {s: r for s, r in zip(run_a["seeds"], run_a["cpu_sps"]) if r is not None}
+    rate_b = {s: r for s, r in zip(run_b["seeds"], run_b["cpu_sps"]) if r is not None}
+    seeds = sorted(rate_a.keys() & rate_b.keys())
+    if not seeds:
+        raise ValueError("run_a and run_b share no seed with CPU time recorded")
+    return statistics.median(rate_a[s] for s in seeds) / statistics.median(rate_b[s] for s in seeds), seeds
