@@ -696,7 +696,7 @@ REGISTRY: dict[str, Fn | NotFuzzed] = {
     "evaluation.TrainResult": NotFuzzed("result type of a2c.train / ppo.train (plain data container)"),
     "ppo.CONTINUOUS_DEFAULTS": NotFuzzed("constant: PPO's defaults for a Box action space (a dict)"),
     "ppo.ENV_PRESETS": NotFuzzed("constant: PPO's per-environment tunings (a dict of dicts)"),
-    "ppo.ZOO_SETTINGS": NotFuzzed("constant: RL Baselines3 Zoo's MuJoCo entries in PPOConfig's field names"),
+    "ppo.ZOO_SETTINGS": NotFuzzed("constant: RL Baselines3 Zoo's entries (Pendulum, MuJoCo) in PPOConfig's field names"),
     # ---- ch11: continuous actions (the mathematics)
     "gaussian.LOG_STD_RANGE": NotFuzzed("constant: the interval log_std must lie in"),
     "gaussian.diag_gaussian_log_prob": Fn(gaussian.diag_gaussian_log_prob, mk(a=np.array([[0.3, -1.0], [1.2, 0.5]]), mean=np.array([0.1, 0.2]), log_std=np.array([-0.5, 0.3]))),

@@ -58,20 +58,32 @@ _SB3_TO_OURS = {
 }
 
 
-@pytest.mark.parametrize("env_id", ["HalfCheetah-v5", "Hopper-v5"])
+#: SB3's defaults for what the zoo's entries leave implicit: MlpPolicy's network and initialisation,
+#: PPO's keyword defaults (a float learning rate or clip range is a constant schedule)
+_SB3_DEFAULTS = {
+    "ent_coef": 0.0, "vf_coef": 0.5, "max_grad_norm": 0.5, "batch_size": 64, "normalize": False,
+    "policy_kwargs": {"net_arch": {"pi": [64, 64], "vf": [64, 64]}, "activation_fn": "tanh", "ortho_init": True, "log_std_init": 0.0},
+}
+#: zoo keywords this book's agent does not have: Pendulum's state-dependent exploration (gSDE)
+_NOT_IMPLEMENTED = {"use_sde", "sde_sample_freq"}
+
+
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "HalfCheetah-v5", "Hopper-v5"])
 def test_the_zoo_pair_runs_the_same_hyper_parameters(env_id):
-    """ppo.ZOO_SETTINGS (the 'ours' arm) against the SB3 arm's SB3_ZOO entry, field by field, and
-    the SB3 defaults the zoo leaves implicit (constant learning rate and clip range)."""
-    zoo = dict(bench.SB3_ZOO[env_id])
+    """ppo.ZOO_SETTINGS (the 'ours' arm) against the SB3 arm's SB3_ZOO entry, field by field, with
+    the SB3 defaults the zoo leaves implicit (constant learning rate and clip range, MlpPolicy's
+    network); every key of the zoo's entry is either compared or declared not implemented."""
+    zoo = {**_SB3_DEFAULTS, **bench.SB3_ZOO[env_id]}
     cfg = ppo.PPOConfig(env_id=env_id, **{**ppo.CONTINUOUS_DEFAULTS, **ppo.ZOO_SETTINGS[env_id]})
     for sb3_name, ours_name in _SB3_TO_OURS.items():
-        sb3_value = zoo.get(sb3_name, {"ent_coef": 0.0, "vf_coef": 0.5, "max_grad_norm": 0.5, "batch_size": 64}.get(sb3_name))
-        assert getattr(cfg, ours_name) == sb3_value, (sb3_name, getattr(cfg, ours_name), sb3_value)
+        assert getattr(cfg, ours_name) == zoo[sb3_name], (sb3_name, getattr(cfg, ours_name), zoo[sb3_name])
     assert cfg.anneal_lr is False and cfg.anneal_clip is False  # SB3: a float is a constant schedule
-    assert cfg.normalize_obs is cfg.normalize_reward is zoo["normalize"] is True
+    assert cfg.normalize_obs is cfg.normalize_reward is zoo["normalize"]
     pk = zoo["policy_kwargs"]
     assert cfg.hidden == tuple(pk["net_arch"]["pi"]) == tuple(pk["net_arch"]["vf"])
     assert (cfg.activation, cfg.orthogonal_init, cfg.log_std_init) == (pk["activation_fn"], pk["ortho_init"], pk["log_std_init"])
+    assert set(bench.SB3_ZOO[env_id]) <= set(_SB3_TO_OURS) | {"normalize", "policy_kwargs"} | _NOT_IMPLEMENTED
+    assert (env_id == "Pendulum-v1") == bool(_NOT_IMPLEMENTED & set(bench.SB3_ZOO[env_id]))  # only there
 
 
 def test_the_cleanrl_pair_runs_the_same_hyper_parameters():
