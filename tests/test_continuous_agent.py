@@ -36,6 +36,23 @@ class Spy(gym.vector.VectorWrapper):
         return out
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (1, 3), (7, 6), (64, 17)])
+def test_head_sample_draws_the_distributions_numbers(shape):
+    """The rollout's ``head.sample(params)`` returns exactly what ``distribution(params).sample()``
+    returns from the same generator state (torch.distributions is the reference), for the Gaussian
+    (the sampled values, not just their law) and the categorical head; it leaves the generator where
+    the reference leaves it."""
+    g = torch.Generator().manual_seed(sum(shape))
+    params = torch.randn(shape[0], 2 * shape[1], generator=g)
+    params[:, shape[1]:] *= 2  # log sigma in about [-6, 6]
+    for head in (heads.DiagGaussianHead(shape[1]), heads.CategoricalHead(2 * shape[1])):
+        torch.manual_seed(11)
+        ref, ref_next = head.distribution(params).sample(), torch.rand(3)
+        torch.manual_seed(11)
+        ours, ours_next = head.sample(params), torch.rand(3)
+        assert ours.shape == ref.shape and ours.dtype == ref.dtype and torch.equal(ours, ref) and torch.equal(ours_next, ref_next)
+
+
 def _gaussian_model(log_std_init=0.0, seed=0):
     torch.manual_seed(seed)
     return networks.ActorCritic(3, hidden=(8,), action_dim=1, log_std_init=log_std_init)

@@ -6,8 +6,9 @@ network outputs the *policy parameters* of a batch of states, one row per state;
 into a :class:`torch.distributions.Distribution` and says how to read it:
 
 * :class:`PolicyHead` — the interface: ``distribution(params)``, ``log_prob(dist, actions)`` and
-  ``entropy(dist)`` (one number per state, summed over the action's dimensions), and ``mode(params)``,
-  the deterministic action of evaluation.
+  ``entropy(dist)`` (one number per state, summed over the action's dimensions), ``sample(params)``,
+  one action per row drawn as ``distribution(params).sample()`` draws it (the rollout's call), and
+  ``mode(params)``, the deterministic action of evaluation.
 * :class:`CategoricalHead` — ``params`` are the logits ``z`` (B, A):
   ``pi_theta(a|s) = softmax(z)_a`` (a :class:`NormalizedCategorical`); ``mode`` is ``argmax_a z_a``.
 * :class:`DiagGaussianHead` — ``params`` are ``[mu_theta(s), log sigma]`` (B, 2d): the mean from
@@ -49,6 +50,9 @@ class PolicyHead(Protocol):
 
     def entropy(self, dist: Distribution) -> torch.Tensor:
         """``H(pi_theta(.|s))`` in nats per state, shape (B,)."""
+
+    def sample(self, params: torch.Tensor) -> torch.Tensor:
+        """One action per row, ``a ~ pi_theta(.|s)``: the values of ``distribution(params).sample()``."""
 
     def mode(self, params: torch.Tensor) -> torch.Tensor:
         """The deterministic action of each row: the most probable action, or the mean."""
@@ -122,6 +126,11 @@ class CategoricalHead:
         return dist.entropy()
 
     @staticmethod
+    def sample(params: torch.Tensor) -> torch.Tensor:
+        """``a ~ softmax(z)``, shape (B,): the distribution's own sampler."""
+        return NormalizedCategorical._unchecked(params).sample()
+
+    @staticmethod
     def mode(params: torch.Tensor) -> torch.Tensor:
         """``argmax_a pi_theta(a|s)`` (the greedy action), shape (B,)."""
         return params.argmax(dim=-1)
@@ -156,6 +165,20 @@ class DiagGaussianHead:
     def entropy(dist: Normal) -> torch.Tensor:
         """``sum_i (log sigma_i + (1 + log 2 pi) / 2)``, shape (B,)."""
         return dist.entropy().sum(-1)
+
+    @staticmethod
+    def sample(params: torch.Tensor) -> torch.Tensor:
+        """``a = mu + sigma * z`` with ``z ~ N(0, I)`` drawn by ``torch.randn_like``, shape (B, action_dim).
+
+        The same numbers as ``distribution(params).sample()``: ``Normal.sample`` calls
+        ``torch.normal(mu, sigma)``, which fills its output with ``N(0, 1)`` draws from the same
+        generator and then multiplies by ``sigma`` and adds ``mu`` (tests/test_continuous_agent.py
+        checks equality bit for bit). Written out because the rollout samples once per environment
+        step, for a handful of states, where building the ``Normal`` (argument broadcasting, expanded
+        views) costs more than the draw: for one state the ``Normal`` route took about 3 times as long
+        (benchmarks/rollout_sampling.py)."""
+        mean, log_std = params.chunk(2, dim=-1)
+        return mean + log_std.exp() * torch.randn_like(mean)
 
     @staticmethod
     def mode(params: torch.Tensor) -> torch.Tensor:
