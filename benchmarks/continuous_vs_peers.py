@@ -1,13 +1,15 @@
-"""PPO on MuJoCo tasks: the book's agent against Stable-Baselines3 and CleanRL (chapter 11).
+"""PPO on Pendulum and MuJoCo tasks: the book's agent against Stable-Baselines3 and CleanRL (chapter 11).
 
 Four arms, two pairs with identical hyper-parameters, trained on the same machine and scored by one
 evaluation protocol:
 
 ``ours`` and ``sb3``
     ``PPOConfig(**CONTINUOUS_DEFAULTS, **ZOO_SETTINGS[env_id])`` (RL Baselines3 Zoo's tuned entries
-    in this book's field names) against Stable-Baselines3's PPO with the same entries of the zoo's ``hyperparams/ppo.yml`` (DLR-RM/rl-baselines3-zoo at 22e3ff2: ``HalfCheetah-v4`` and
-    ``Hopper-v4``, tuned on the v3 tasks, applied here to v5, with ``VecNormalize(gamma=gamma)``);
-    see :data:`SB3_ZOO`.
+    in this book's field names) against Stable-Baselines3's PPO with the same entries of the zoo's
+    ``hyperparams/ppo.yml`` (DLR-RM/rl-baselines3-zoo at 22e3ff2: ``Pendulum-v1``; ``HalfCheetah-v4``
+    and ``Hopper-v4``, tuned on the v3 tasks, applied here to v5, with ``VecNormalize(gamma=gamma)``);
+    see :data:`SB3_ZOO`. The zoo's Pendulum entry explores with gSDE, which SB3 runs and this book's
+    agent does not have (its log-std is state-independent): the one difference in that pair.
 ``ours_cleanrl`` and ``cleanrl``
     ``PPOConfig(**CONTINUOUS_DEFAULTS)`` (CleanRL's setting) against CleanRL's
     ``ppo_continuous_action.py`` run unmodified: the file at commit 7c2660b of vwxyzjn/cleanrl (its
@@ -17,6 +19,11 @@ evaluation protocol:
     ``__main__`` with ``--env-id --seed --total-timesteps --no-cuda``, and replaces
     ``torch.utils.tensorboard.SummaryWriter`` by a stub (no tensorboard needed) whose per-iteration
     ``add_scalar("charts/learning_rate", ...)`` call is the hook where it evaluates.
+
+``ours_cleanrl_timeout`` (not run by default)
+    ``ours_cleanrl`` with ``bootstrap_truncated=False``: a time limit treated as termination, as
+    CleanRL's script treats it -- one of the differences within the CleanRL pair, isolated (on
+    Pendulum-v1, where every episode ends at the time limit, it decides the pair's gap).
 
 Within a pair the hyper-parameters agree; the implementations still differ in details listed in
 :data:`pgbook.ppo.CONTINUOUS_DEFAULTS` (CleanRL: value-loss clipping, observation and reward
@@ -49,7 +56,12 @@ Usage::
     python benchmarks/continuous_vs_peers.py --env HalfCheetah-v5 Hopper-v5 \\
         --impl ours sb3 ours_cleanrl cleanrl --seeds 0 1 2 --steps 1000000 --jobs 2 \\
         --cleanrl-script ppo_continuous_action.py
+    python benchmarks/continuous_vs_peers.py --env Pendulum-v1 --seeds 0 1 2 --steps 204800 \
+        --eval-every 10240 --jobs 1 --cleanrl-script ppo_continuous_action.py
     python benchmarks/continuous_vs_peers.py --report          # the README's table
+
+Pendulum-v1 runs 204,800 steps (twice the zoo's budget for it, 50 iterations of 4 x 1024 and 100 of
+2048), evaluated every 10,240; the MuJoCo tasks 1M steps, evaluated every 51,200.
 """
 
 from __future__ import annotations
@@ -76,7 +88,8 @@ COLUMNS = [
     "impl", "env_id", "seed", "step", "train_seconds", "cpu_seconds", "eval_mean", "eval_std", "eval_episodes", "batch",
     "threads", "jobs", "version",
 ]
-IMPLS = ("ours", "sb3", "ours_cleanrl", "cleanrl")
+IMPLS = ("ours", "sb3", "ours_cleanrl", "cleanrl", "ours_cleanrl_timeout")
+DEFAULT_IMPLS = IMPLS[:4]
 CLEANRL_COMMIT = "7c2660bf8a065bf85bace01040a82a06ce14f5ff"
 
 _ZOO_MUJOCO_POLICY = {"log_std_init": -2, "ortho_init": False, "activation_fn": "relu", "net_arch": {"pi": [256, 256], "vf": [256, 256]}}
@@ -167,17 +180,28 @@ class Clock:
 # ----------------------------------------------------------------------------------------------
 
 
-def run_ours(env_id: str, seed: int, steps: int, threads: int, clock: Clock, cleanrl_setting: bool = False) -> tuple[str, int]:
+def ours_config(impl: str, env_id: str, seed: int, steps: int, threads: int):
+    """The :class:`pgbook.ppo.PPOConfig` of one of this book's arms (``ours``, ``ours_cleanrl``,
+    ``ours_cleanrl_timeout``)."""
+    from pgbook import ppo
+
+    common = {"env_id": env_id, "seed": seed, "total_steps": steps, "device": "cpu", "torch_threads": threads}
+    if impl == "ours":  # the zoo's entry, SB3's configuration
+        return ppo.PPOConfig(**{**ppo.CONTINUOUS_DEFAULTS, **ppo.ZOO_SETTINGS[env_id]}, **common)
+    if impl == "ours_cleanrl":
+        return ppo.PPOConfig(**ppo.CONTINUOUS_DEFAULTS, **common)
+    if impl == "ours_cleanrl_timeout":  # a time limit treated as termination, as CleanRL treats it
+        return ppo.PPOConfig(**ppo.CONTINUOUS_DEFAULTS, **common, bootstrap_truncated=False)
+    raise ValueError(f"impl must be one of this book's arms, got {impl!r}")
+
+
+def run_ours(impl: str, env_id: str, seed: int, steps: int, threads: int, clock: Clock) -> tuple[str, int]:
     import torch
 
     import pgbook
     from pgbook import ppo
 
-    common = {"env_id": env_id, "seed": seed, "total_steps": steps, "device": "cpu", "torch_threads": threads}
-    if cleanrl_setting:
-        cfg = ppo.PPOConfig(**ppo.CONTINUOUS_DEFAULTS, **common)
-    else:  # the zoo's entry, SB3's configuration
-        cfg = ppo.PPOConfig(**{**ppo.CONTINUOUS_DEFAULTS, **ppo.ZOO_SETTINGS[env_id]}, **common)
+    cfg = ours_config(impl, env_id, seed, steps, threads)
     batch = cfg.n_envs * cfg.n_steps
     final = (steps // batch) * batch
     state = {}
@@ -314,8 +338,8 @@ def run_cleanrl(env_id: str, seed: int, steps: int, threads: int, clock: Clock, 
 def _worker(args) -> int:
     clock = Clock(args.env[0], args.seeds[0], args.eval_every, args.eval_episodes, args.steps)
     impl = args.worker
-    if impl in ("ours", "ours_cleanrl"):
-        version, batch = run_ours(args.env[0], args.seeds[0], args.steps, args.threads, clock, impl == "ours_cleanrl")
+    if impl.startswith("ours"):
+        version, batch = run_ours(impl, args.env[0], args.seeds[0], args.steps, args.threads, clock)
     elif impl == "sb3":
         version, batch = run_sb3(args.env[0], args.seeds[0], args.steps, args.threads, clock)
     else:
@@ -425,7 +449,7 @@ def report(out: Path) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", nargs="+", default=["HalfCheetah-v5", "Hopper-v5"])
-    parser.add_argument("--impl", nargs="+", choices=IMPLS, default=list(IMPLS))
+    parser.add_argument("--impl", nargs="+", choices=IMPLS, default=list(DEFAULT_IMPLS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=1_000_000)
     parser.add_argument("--threads", type=int, default=1)

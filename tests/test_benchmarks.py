@@ -101,3 +101,19 @@ def test_presets_follow_the_benchmark():
     has none (the zoo's entry ended near 1000, far below CleanRL's setting), so it gets the defaults."""
     assert ppo.ENV_PRESETS["HalfCheetah-v5"] == ppo.ZOO_SETTINGS["HalfCheetah-v5"]
     assert "Hopper-v5" not in ppo.ENV_PRESETS
+
+
+def test_the_arms_of_this_book_build_the_configurations_they_name():
+    """ours = the zoo's entry over the continuous defaults; ours_cleanrl = the defaults;
+    ours_cleanrl_timeout = ours_cleanrl but for bootstrap_truncated (False), its one difference."""
+    from dataclasses import asdict
+
+    args = ("Pendulum-v1", 3, 204_800, 1)
+    ours, clean, timeout = (asdict(bench.ours_config(impl, *args)) for impl in ("ours", "ours_cleanrl", "ours_cleanrl_timeout"))
+    common = {"env_id": "Pendulum-v1", "seed": 3, "total_steps": 204_800, "device": "cpu", "torch_threads": 1}
+    assert ours == asdict(ppo.PPOConfig(**{**ppo.CONTINUOUS_DEFAULTS, **ppo.ZOO_SETTINGS["Pendulum-v1"]}, **common))
+    assert clean == asdict(ppo.PPOConfig(**ppo.CONTINUOUS_DEFAULTS, **common))
+    assert {k for k in clean if clean[k] != timeout[k]} == {"bootstrap_truncated"}
+    assert clean["bootstrap_truncated"] is True and timeout["bootstrap_truncated"] is False
+    with pytest.raises(ValueError, match="impl"):
+        bench.ours_config("sb3", *args)
