@@ -117,3 +117,13 @@ def test_the_arms_of_this_book_build_the_configurations_they_name():
     assert clean["bootstrap_truncated"] is True and timeout["bootstrap_truncated"] is False
     with pytest.raises(ValueError, match="impl"):
         bench.ours_config("sb3", *args)
+
+
+def test_readme_table_is_the_report_of_the_committed_runs(capsys):
+    """README.md's table between the continuous-table markers is what ``--report`` prints for the
+    committed CSV (so the two cannot drift apart)."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("<!-- continuous-table")
+    block = readme[readme.index("\n", start) + 1 : readme.index("<!-- /continuous-table -->")]
+    assert bench.report(bench.DEFAULT_OUT) == 0
+    assert block.strip() == capsys.readouterr().out.strip()
