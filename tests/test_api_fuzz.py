@@ -648,6 +648,7 @@ REGISTRY: dict[str, Fn | NotFuzzed] = {
             clip_eps=0.2,
             vf_coef=0.5,
             ent_coef=0.01,
+            head=None,
         ),
     ),
     "ppo.ratio_diagnostics": Fn(ppo.ratio_diagnostics, mk(log_ratio=lambda: torch.tensor([0.1, -0.2, 0.0]), clip_eps=0.2)),

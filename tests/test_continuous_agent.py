@@ -255,3 +255,39 @@ def test_training_uses_the_configured_network():
     assert model.actor.activation == model.critic.activation == "relu"
     assert [layer.out_features for layer in model.actor.layers] == [16, 8, 1]
     assert abs(model.log_std.item() + 2.0) < 1e-3
+
+
+@pytest.mark.claim("eq-ppo-loss", how="autograd")
+def test_ppo_losses_with_the_gaussian_head():
+    """ppo_losses(..., head=DiagGaussianHead(d)) == -(mean L^CLIP - c1 mean L^VF + c2 mean S) with
+    log pi and S from torch.distributions.Independent(Normal) in float64 (the reference), d = 2,
+    ratios away from 1 so that both branches of the clip are exercised; argument checks of the
+    Gaussian case."""
+    g = torch.Generator().manual_seed(4)
+    B, d, eps, c1, c2 = 32, 2, 0.2, 0.5, 0.01
+    params = torch.randn(B, 2 * d, generator=g) * 0.5
+    actions = torch.randn(B, d, generator=g)
+    values, adv, ret = (torch.randn(B, generator=g) for _ in range(3))
+    ref_dist = torch.distributions.Independent(torch.distributions.Normal(params[:, :d].double(), params[:, d:].double().exp()), 1)
+    old_lp = (ref_dist.log_prob(actions.double()) + 0.3 * torch.randn(B, generator=g, dtype=torch.float64)).float()
+    head = heads.DiagGaussianHead(d)
+    L = ppo.ppo_losses(params, values, actions, old_lp, adv, ret, eps, c1, c2, head=head)
+    r = torch.exp(ref_dist.log_prob(actions.double()) - old_lp.double())
+    a = adv.double()
+    clip_term = torch.where(a >= 0, torch.minimum(r, torch.full_like(r, 1 + eps)), torch.maximum(r, torch.full_like(r, 1 - eps))) * a
+    L_total = clip_term.mean() - c1 * (values.double() - ret.double()).pow(2).mean() + c2 * ref_dist.entropy().mean()
+    assert L.total.item() == pytest.approx(-L_total.item(), rel=1e-5)
+    assert L.entropy.item() == pytest.approx(ref_dist.entropy().mean().item(), rel=1e-6)
+    assert 0 < L.clip_frac.item() < 1
+    with pytest.raises(ValueError, match="actions must have shape"):
+        ppo.ppo_losses(params, values, actions[:, 0], old_lp, adv, ret, head=head)
+    with pytest.raises(ValueError, match="actions must be a floating-point"):
+        ppo.ppo_losses(params, values, actions.long(), old_lp, adv, ret, head=head)
+    with pytest.raises(ValueError, match="logits must be"):
+        ppo.ppo_losses(params[:, :3], values, actions, old_lp, adv, ret, head=head)
+    with pytest.raises(ValueError, match="actions contains NaN"):
+        ppo.ppo_losses(params, values, actions.clone().fill_(float("nan")), old_lp, adv, ret, head=head)
+    with pytest.raises(ValueError, match="head must be"):
+        ppo.ppo_losses(params, values, actions, old_lp, adv, ret, head="gaussian")
+    with pytest.raises(ValueError, match="logits must have 3 columns"):
+        ppo.ppo_losses(torch.zeros(B, 2), values, torch.zeros(B, dtype=torch.long), old_lp, adv, ret, head=heads.CategoricalHead(3))

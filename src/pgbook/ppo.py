@@ -46,7 +46,7 @@ from . import agents_common as common
 from ._validate import check_callable, check_real, check_tensor
 from .agent_config import _check_int, _check_real
 from .agents_common import ActorCritic, AgentConfig, TrainResult
-from .heads import CategoricalHead, PolicyHead, check_loss_batch
+from .heads import CategoricalHead, DiagGaussianHead, PolicyHead, check_loss_batch
 
 __all__ = [
     "PPOConfig",
@@ -313,14 +313,24 @@ def ppo_losses(
     clip_eps: float = 0.2,
     vf_coef: float = 0.5,
     ent_coef: float = 0.0,
+    head: PolicyHead | None = None,
 ) -> PPOLosses:
     """The PPO loss of a minibatch, ``-L^TOTAL`` (eq. ``eq-ppo-loss``), and its diagnostics.
 
-    ``logits`` (B, A) and ``values`` (B,) from the current networks; ``actions``,
+    ``logits`` are the policy parameters and ``values`` (B,) the values, from the current networks;
     ``old_log_probs`` (log pi_old(a|s), recorded at collection), ``advantages`` and ``returns``
-    (the value targets) of shape (B,), all treated as constants.
+    (the value targets) of shape (B,), all treated as constants. ``head`` says how ``logits`` and
+    ``actions`` are read (:mod:`pgbook.heads`): ``None`` or a :class:`~pgbook.heads.CategoricalHead`
+    -- logits (B, A), integer ``actions`` (B,) in ``[0, A)`` (chapter 10); a
+    :class:`~pgbook.heads.DiagGaussianHead` ``(d)`` -- ``[mu, log sigma]`` (B, 2d) and real
+    ``actions`` (B, d) (chapter 11). The training loop computes the same loss with the model's head.
     """
-    check_tensor(logits, "logits", ndim=2, finite=False)  # finiteness: check_loss_batch
+    if head is None:
+        head = CategoricalHead
+    elif not isinstance(head, (CategoricalHead, DiagGaussianHead)):
+        raise ValueError(f"head must be None, a CategoricalHead or a DiagGaussianHead, got {type(head).__name__}")
+    gaussian = isinstance(head, DiagGaussianHead)
+    check_tensor(logits, "logits", ndim=2, finite=False)  # finiteness: check_loss_batch / below
     B = logits.shape[0]
     for name, x in (
         ("values", values),
@@ -329,16 +339,26 @@ def ppo_losses(
         ("advantages", advantages),
         ("returns", returns),
     ):
-        check_tensor(x, name, floating=name != "actions", finite=False)
-        if tuple(x.shape) != (B,):
-            raise ValueError(f"{name} must have shape ({B},) like the batch of logits, got {tuple(x.shape)}")
-    check_loss_batch(
-        logits, actions, values=values, old_log_probs=old_log_probs, advantages=advantages, returns=returns
-    )
+        check_tensor(x, name, floating=gaussian or name != "actions", finite=False)
+        shape = (B, head.action_dim) if gaussian and name == "actions" else (B,)
+        if tuple(x.shape) != shape:
+            raise ValueError(f"{name} must have shape {shape} like the batch of logits, got {tuple(x.shape)}")
+    if gaussian:
+        if logits.shape[1] != head.n_params:
+            raise ValueError(f"logits must be [mu, log sigma] of shape ({B}, {head.n_params}) for this head, got {tuple(logits.shape)}")
+        for name, x in (("logits", logits), ("actions", actions), ("values", values), ("old_log_probs", old_log_probs),
+                        ("advantages", advantages), ("returns", returns)):
+            check_tensor(x, name)
+    else:
+        if head is not CategoricalHead and logits.shape[1] != head.n_actions:
+            raise ValueError(f"logits must have {head.n_actions} columns for this head, got {tuple(logits.shape)}")
+        check_loss_batch(
+            logits, actions, values=values, old_log_probs=old_log_probs, advantages=advantages, returns=returns
+        )
     for name, c in (("vf_coef", vf_coef), ("ent_coef", ent_coef)):
         _check_real(c, name, 0.0, math.inf, hi_open=True)
     clip_eps = _check_clip_eps(clip_eps)
-    return _ppo_losses(CategoricalHead, logits, values, actions, old_log_probs, advantages, returns, clip_eps, vf_coef, ent_coef)
+    return _ppo_losses(head, logits, values, actions, old_log_probs, advantages, returns, clip_eps, vf_coef, ent_coef)
 
 
 def _loss_terms(head: PolicyHead, logits, values, actions, old_log_probs, advantages, returns, clip_eps, vf_coef, ent_coef):
