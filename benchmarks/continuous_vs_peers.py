@@ -1,7 +1,7 @@
 """PPO on Pendulum and MuJoCo tasks: the book's agent against Stable-Baselines3 and CleanRL (chapter 11).
 
-Four arms, two pairs with identical hyper-parameters, trained on the same machine and scored by one
-evaluation protocol:
+Four arms by default (a fifth on request), two pairs with matched hyper-parameters, trained on the
+same machine and scored by one evaluation protocol:
 
 ``ours`` and ``sb3``
     ``PPOConfig(**CONTINUOUS_DEFAULTS, **ZOO_SETTINGS[env_id])`` (RL Baselines3 Zoo's tuned entries
@@ -22,8 +22,9 @@ evaluation protocol:
 
 ``ours_cleanrl_timeout`` (not run by default)
     ``ours_cleanrl`` with ``bootstrap_truncated=False``: a time limit treated as termination, as
-    CleanRL's script treats it -- one of the differences within the CleanRL pair, isolated (on
-    Pendulum-v1, where every episode ends at the time limit, it decides the pair's gap).
+    CleanRL's script treats it -- one of the differences within the CleanRL pair, isolated in this
+    book's agent (on Pendulum-v1, where every episode ends at the time limit, it alone stops the
+    swing-up in these runs).
 
 Within a pair the hyper-parameters agree; the implementations still differ in details listed in
 :data:`pgbook.ppo.CONTINUOUS_DEFAULTS` (CleanRL: value-loss clipping, observation and reward
@@ -48,7 +49,10 @@ through :func:`pgbook.results.read_rows`); a run already complete there is skipp
 interrupted benchmark resumes. Columns: ``impl, env_id, seed, step, train_seconds, cpu_seconds,
 eval_mean, eval_std, eval_episodes, batch, threads, jobs, version`` (``batch``: steps per
 iteration, so the clocks start at ``step = batch``; ``cpu_seconds`` is empty in the first runs,
-recorded before it was added).
+recorded before it was added; ``version``: the implementation's version, for this book's agent
+with the git commit of its code since 5 December 2026 -- the runs committed before that drew
+their actions with ``torch.distributions.Normal.sample``, except ``ours_cleanrl_timeout``, which
+ran commit 2661435's faster draw of the same numbers; that arm is in no speed comparison).
 
 Usage::
 
@@ -56,7 +60,8 @@ Usage::
     python benchmarks/continuous_vs_peers.py --env HalfCheetah-v5 Hopper-v5 \\
         --impl ours sb3 ours_cleanrl cleanrl --seeds 0 1 2 --steps 1000000 --jobs 2 \\
         --cleanrl-script ppo_continuous_action.py
-    python benchmarks/continuous_vs_peers.py --env Pendulum-v1 --seeds 0 1 2 --steps 204800 \
+    python benchmarks/continuous_vs_peers.py --env Pendulum-v1 --seeds 0 1 2 --steps 204800 \\
+        --impl ours sb3 ours_cleanrl cleanrl ours_cleanrl_timeout \\
         --eval-every 10240 --jobs 1 --cleanrl-script ppo_continuous_action.py
     python benchmarks/continuous_vs_peers.py --report          # the README's table
 
@@ -225,7 +230,21 @@ def run_ours(impl: str, env_id: str, seed: int, steps: int, threads: int, clock:
     ppo.common.evaluate = capture
     cfg.eval_every, cfg.eval_episodes = batch, 1  # capture the model after every iteration
     ppo.train(cfg, progress=lambda step, info: clock.tick(step, act_factory, last=step >= final))
-    return f"pgbook {pgbook.__version__}", batch
+    return f"pgbook {pgbook.__version__}{_commit()}", batch
+
+
+def _commit() -> str:
+    """`` @ <commit>`` of the checkout pgbook was imported from (``-dirty`` with uncommitted changes),
+    or "" outside a git checkout: runs of different code are told apart in the ``version`` column."""
+    import pgbook
+
+    src = Path(pgbook.__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "-C", str(src), "describe", "--always", "--dirty", "--abbrev=7"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return f" @ {out.stdout.strip()}" if out.returncode == 0 and out.stdout.strip() else ""
 
 
 def run_sb3(env_id: str, seed: int, steps: int, threads: int, clock: Clock) -> tuple[str, int]:
@@ -426,19 +445,20 @@ def _write(out: Path, rows: list[dict]) -> None:
 
 def report(out: Path) -> int:
     """A Markdown table of the runs in ``out``: final greedy return (median and range over seeds)
-    and steps per second, by CPU time (median over the seeds that recorded it; "–" if none did) and
-    by wall-clock (median over all seeds)."""
+    and steps per second, by CPU time (median over the seeds that recorded it, their number in
+    parentheses; "–" if none did) and by wall-clock (median over all seeds)."""
     from pgbook.results import summarize_runs
 
     rows = _read(out)
     if not rows:
         print(f"no results in {out}")
         return 1
-    print("| task | implementation | seeds | steps | final greedy return: median [min, max] | steps/s (CPU) | steps/s (wall) |")
+    print("| task | implementation | seeds | steps | final greedy return: median [min, max] | steps/s (CPU; timed seeds) | steps/s (wall) |")
     print("|---|---|---|---|---|---|---|")
     order = {impl: i for i, impl in enumerate(IMPLS)}  # the pairs side by side
     for run in sorted(summarize_runs(rows), key=lambda r: (r["env_id"], order.get(r["impl"], len(order)))):
-        cpu = "–" if run["median_cpu_sps"] is None else f"{run['median_cpu_sps']:.0f}"
+        timed = sum(x is not None for x in run["cpu_sps"])
+        cpu = "–" if run["median_cpu_sps"] is None else f"{run['median_cpu_sps']:.0f} ({timed})"
         print(
             f"| {run['env_id']} | {run['impl']} | {len(run['seeds'])} | {run['steps']:,} | {run['median']:.0f} "
             f"[{min(run['finals']):.0f}, {max(run['finals']):.0f}] | {cpu} | {run['median_sps']:.0f} |"

@@ -45,12 +45,14 @@ def test_head_sample_draws_the_distributions_numbers(shape):
     g = torch.Generator().manual_seed(sum(shape))
     params = torch.randn(shape[0], 2 * shape[1], generator=g)
     params[:, shape[1]:] *= 2  # log sigma in about [-6, 6]
+    params.requires_grad_()  # a sample carries no gradient, whatever its parameters do
     for head in (heads.DiagGaussianHead(shape[1]), heads.CategoricalHead(2 * shape[1])):
         torch.manual_seed(11)
         ref, ref_next = head.distribution(params).sample(), torch.rand(3)
         torch.manual_seed(11)
         ours, ours_next = head.sample(params), torch.rand(3)
         assert ours.shape == ref.shape and ours.dtype == ref.dtype and torch.equal(ours, ref) and torch.equal(ours_next, ref_next)
+        assert not ours.requires_grad and not ref.requires_grad
 
 
 def _gaussian_model(log_std_init=0.0, seed=0):

@@ -168,7 +168,8 @@ class DiagGaussianHead:
 
     @staticmethod
     def sample(params: torch.Tensor) -> torch.Tensor:
-        """``a = mu + sigma * z`` with ``z ~ N(0, I)`` drawn by ``torch.randn_like``, shape (B, action_dim).
+        """``a = mu + sigma * z`` with ``z ~ N(0, I)`` drawn by ``torch.randn_like``, shape (B, action_dim),
+        without gradient (like ``Normal.sample``, unlike ``rsample``).
 
         The same numbers as ``distribution(params).sample()``: ``Normal.sample`` calls
         ``torch.normal(mu, sigma)``, which fills its output with ``N(0, 1)`` draws from the same
@@ -178,7 +179,7 @@ class DiagGaussianHead:
         views) costs more than the draw: for one state the ``Normal`` route took about 3 times as long
         (benchmarks/rollout_sampling.py)."""
         mean, log_std = params.chunk(2, dim=-1)
-        return mean + log_std.exp() * torch.randn_like(mean)
+        return (mean + log_std.exp() * torch.randn_like(mean)).detach()  # a sample, not a reparametrisation
 
     @staticmethod
     def mode(params: torch.Tensor) -> torch.Tensor:

@@ -238,8 +238,8 @@ ZOO_SETTINGS: dict[str, dict] = {
 #: steps): greedy mean return -137 over 20 episodes. HalfCheetah-v5: the zoo's entry
 #: (:data:`ZOO_SETTINGS`), which benchmarks/continuous_vs_peers.py found far ahead of CleanRL's
 #: setting. Hopper-v5 has no preset: there the zoo's entry ended near 1000 (about the healthy reward
-#: of a whole episode upright) with both implementations while CleanRL's setting reached 3440-3707
-#: (one seed each so far; chapter 11's benchmark table).
+#: of a whole episode upright) with both implementations while CleanRL's setting went much further
+#: with both (chapter 11's benchmark table).
 ENV_PRESETS: dict[str, dict] = {
     "Pendulum-v1": {
         "n_envs": 4,
