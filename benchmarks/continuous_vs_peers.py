@@ -1,6 +1,6 @@
 """PPO on Pendulum and MuJoCo tasks: the book's agent against Stable-Baselines3 and CleanRL (chapter 11).
 
-Four arms by default (a fifth on request), two pairs with matched hyper-parameters, trained on the
+Four arms by default (two more on request), two pairs with matched hyper-parameters, trained on the
 same machine and scored by one evaluation protocol:
 
 ``ours`` and ``sb3``
@@ -25,6 +25,11 @@ same machine and scored by one evaluation protocol:
     CleanRL's script treats it -- one of the differences within the CleanRL pair, isolated in this
     book's agent (on Pendulum-v1, where every episode ends at the time limit, it alone stops the
     swing-up in these runs).
+
+``sb3_nosde`` (not run by default)
+    ``sb3`` without gSDE (``use_sde`` and ``sde_sample_freq`` dropped from the zoo's entry, so SB3's
+    state-independent log-std, as this book's agent has): on Pendulum-v1 the like-for-like partner
+    of ``ours``.
 
 Within a pair the hyper-parameters agree; the implementations still differ in details listed in
 :data:`pgbook.ppo.CONTINUOUS_DEFAULTS` (CleanRL: value-loss clipping, observation and reward
@@ -61,7 +66,7 @@ Usage::
         --impl ours sb3 ours_cleanrl cleanrl --seeds 0 1 2 --steps 1000000 --jobs 2 \\
         --cleanrl-script ppo_continuous_action.py
     python benchmarks/continuous_vs_peers.py --env Pendulum-v1 --seeds 0 1 2 --steps 204800 \\
-        --impl ours sb3 ours_cleanrl cleanrl ours_cleanrl_timeout \\
+        --impl ours sb3 ours_cleanrl cleanrl ours_cleanrl_timeout sb3_nosde \\
         --eval-every 10240 --jobs 1 --cleanrl-script ppo_continuous_action.py
     python benchmarks/continuous_vs_peers.py --report          # the README's table
 
@@ -93,7 +98,7 @@ COLUMNS = [
     "impl", "env_id", "seed", "step", "train_seconds", "cpu_seconds", "eval_mean", "eval_std", "eval_episodes", "batch",
     "threads", "jobs", "version",
 ]
-IMPLS = ("ours", "sb3", "ours_cleanrl", "cleanrl", "ours_cleanrl_timeout")
+IMPLS = ("ours", "sb3", "ours_cleanrl", "cleanrl", "ours_cleanrl_timeout", "sb3_nosde")
 DEFAULT_IMPLS = IMPLS[:4]
 CLEANRL_COMMIT = "7c2660bf8a065bf85bace01040a82a06ce14f5ff"
 
@@ -247,7 +252,7 @@ def _commit() -> str:
     return f" @ {out.stdout.strip()}" if out.returncode == 0 and out.stdout.strip() else ""
 
 
-def run_sb3(env_id: str, seed: int, steps: int, threads: int, clock: Clock) -> tuple[str, int]:
+def run_sb3(env_id: str, seed: int, steps: int, threads: int, clock: Clock, sde: bool = True) -> tuple[str, int]:
     import stable_baselines3
     import torch
     from stable_baselines3 import PPO
@@ -257,6 +262,8 @@ def run_sb3(env_id: str, seed: int, steps: int, threads: int, clock: Clock) -> t
 
     torch.set_num_threads(threads)
     hp = dict(SB3_ZOO[env_id])
+    if not sde:  # the sb3_nosde arm
+        hp.pop("use_sde", None), hp.pop("sde_sample_freq", None)
     normalize, n_envs = hp.pop("normalize"), hp.pop("n_envs")
     if "policy_kwargs" in hp:
         pk = dict(hp["policy_kwargs"])
@@ -359,8 +366,8 @@ def _worker(args) -> int:
     impl = args.worker
     if impl.startswith("ours"):
         version, batch = run_ours(impl, args.env[0], args.seeds[0], args.steps, args.threads, clock)
-    elif impl == "sb3":
-        version, batch = run_sb3(args.env[0], args.seeds[0], args.steps, args.threads, clock)
+    elif impl in ("sb3", "sb3_nosde"):
+        version, batch = run_sb3(args.env[0], args.seeds[0], args.steps, args.threads, clock, sde=impl == "sb3")
     else:
         version, batch = run_cleanrl(args.env[0], args.seeds[0], args.steps, args.threads, clock, args.cleanrl_script)
     print(json.dumps({"version": version, "batch": batch, "rows": clock.rows}))
