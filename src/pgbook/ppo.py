@@ -339,16 +339,14 @@ def ppo_losses(
         ("advantages", advantages),
         ("returns", returns),
     ):
-        check_tensor(x, name, floating=gaussian or name != "actions", finite=False)
+        check_tensor(x, name, floating=gaussian or name != "actions", finite=gaussian)  # categorical: below
         shape = (B, head.action_dim) if gaussian and name == "actions" else (B,)
         if tuple(x.shape) != shape:
             raise ValueError(f"{name} must have shape {shape} like the batch of logits, got {tuple(x.shape)}")
     if gaussian:
         if logits.shape[1] != head.n_params:
             raise ValueError(f"logits must be [mu, log sigma] of shape ({B}, {head.n_params}) for this head, got {tuple(logits.shape)}")
-        for name, x in (("logits", logits), ("actions", actions), ("values", values), ("old_log_probs", old_log_probs),
-                        ("advantages", advantages), ("returns", returns)):
-            check_tensor(x, name)
+        check_tensor(logits, "logits")
     else:
         if head is not CategoricalHead and logits.shape[1] != head.n_actions:
             raise ValueError(f"logits must have {head.n_actions} columns for this head, got {tuple(logits.shape)}")
