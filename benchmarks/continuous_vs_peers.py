@@ -98,6 +98,8 @@ COLUMNS = [
     "impl", "env_id", "seed", "step", "train_seconds", "cpu_seconds", "eval_mean", "eval_std", "eval_episodes", "batch",
     "threads", "jobs", "version",
 ]
+DEFAULT_SPEED_OUT = ROOT / "src" / "pgbook" / "data" / "continuous_speed.csv"
+SPEED_COLUMNS = ["impl", "env_id", "round", "seed", "steps", "timed_steps", "train_seconds", "cpu_seconds", "threads", "version"]
 IMPLS = ("ours", "sb3", "ours_cleanrl", "cleanrl", "ours_cleanrl_timeout", "sb3_nosde")
 DEFAULT_IMPLS = IMPLS[:4]
 CLEANRL_COMMIT = "7c2660bf8a065bf85bace01040a82a06ce14f5ff"
@@ -362,7 +364,7 @@ def run_cleanrl(env_id: str, seed: int, steps: int, threads: int, clock: Clock, 
 
 
 def _worker(args) -> int:
-    clock = Clock(args.env[0], args.seeds[0], args.eval_every, args.eval_episodes, args.steps)
+    clock = Clock(args.env[0], args.seeds[0], args.eval_every, args.eval_episodes, args.steps, evaluate=not args.no_eval)
     impl = args.worker
     if impl.startswith("ours"):
         version, batch = run_ours(impl, args.env[0], args.seeds[0], args.steps, args.threads, clock)
@@ -370,7 +372,9 @@ def _worker(args) -> int:
         version, batch = run_sb3(args.env[0], args.seeds[0], args.steps, args.threads, clock, sde=impl == "sb3")
     else:
         version, batch = run_cleanrl(args.env[0], args.seeds[0], args.steps, args.threads, clock, args.cleanrl_script)
-    print(json.dumps({"version": version, "batch": batch, "rows": clock.rows}))
+    step, wall_s, cpu_s = clock.marks[-1]  # the clocks at the end of the last iteration
+    timing = {"step": step, "timed_steps": step - clock.marks[0][0], "train_seconds": round(wall_s, 3), "cpu_seconds": round(cpu_s, 3)}
+    print(json.dumps({"version": version, "batch": batch, "rows": clock.rows, "timing": timing}))
     return 0
 
 
@@ -386,11 +390,13 @@ def _complete(rows: list[dict], impl: str, env_id: str, seed: int, steps: int) -
     return bool(done) and max(int(r["step"]) for r in done) >= 0.99 * steps
 
 
-def _launch(impl, env_id, seed, args) -> dict:
+def _launch(impl, env_id, seed, args, evaluate: bool = True) -> dict:
     cmd = [
         sys.executable, __file__, "--worker", impl, "--env", env_id, "--seeds", str(seed), "--steps", str(args.steps),
         "--threads", str(args.threads), "--eval-every", str(args.eval_every), "--eval-episodes", str(args.eval_episodes),
     ]
+    if not evaluate:
+        cmd.append("--no-eval")
     if args.cleanrl_script:
         cmd += ["--cleanrl-script", str(Path(args.cleanrl_script).resolve())]
     start = time.perf_counter()
@@ -473,6 +479,67 @@ def report(out: Path) -> int:
     return 0
 
 
+def run_speed(args) -> int:
+    """``--speed ROUNDS``: the speed measurement. Every round runs each arm of ``--impl`` once on each
+    task of ``--env``, one run at a time, without evaluations, all arms of a round with the same seed
+    (the round's number) and in an order rotated from round to round, so that a slow stretch of the
+    machine does not always fall on the same arm. Rows go to ``--speed-out``; rounds already there
+    are skipped."""
+    out = Path(args.speed_out)
+    if "cleanrl" in args.impl and not args.cleanrl_script:
+        sys.exit("--cleanrl-script PATH is needed for cleanrl (see this file's docstring)")
+    have = {(r["impl"], r["env_id"], int(r["round"])) for r in _read(out)}
+    for rnd in range(args.speed):
+        for env_id in args.env:
+            k = rnd % len(args.impl)
+            for impl in args.impl[k:] + args.impl[:k]:
+                if (impl, env_id, rnd) in have:
+                    continue
+                result = _launch(impl, env_id, rnd, args, evaluate=False)
+                t = result["timing"]
+                row = {"impl": impl, "env_id": env_id, "round": rnd, "seed": rnd, "steps": t["step"],
+                       "timed_steps": t["timed_steps"], "train_seconds": t["train_seconds"], "cpu_seconds": t["cpu_seconds"],
+                       "threads": args.threads, "version": result["version"]}
+                print(f"round {rnd} {impl:12s} {env_id:15s}: {t['timed_steps'] / t['cpu_seconds']:.0f} steps per CPU-second "
+                      f"({t['timed_steps'] / t['train_seconds']:.0f} per second)", flush=True)
+                rows = _read(out) + [row]
+                rows.sort(key=lambda r: (r["env_id"], int(r["round"]), r["impl"]))
+                tmp = out.with_suffix(".tmp")
+                with tmp.open("w", newline="") as f:
+                    writer = csv.DictWriter(f, SPEED_COLUMNS, lineterminator="\n")
+                    writer.writeheader()
+                    writer.writerows(rows)
+                tmp.replace(out)
+    return 0
+
+
+#: the pairs at matched hyper-parameters: (this book's arm, the peer)
+PAIRS = (("ours", "sb3"), ("ours", "sb3_nosde"), ("ours_cleanrl", "cleanrl"))
+
+
+def speed_report(out: Path) -> int:
+    """A Markdown table of the speed runs in ``out``: per task and pair, the median steps per
+    CPU-second of each arm and the ratio (this book's agent over the peer), round by round: its
+    median and range over the rounds (:func:`pgbook.results.paired_speed`)."""
+    from pgbook.results import paired_speed
+
+    rows = _read(out)
+    if not rows:
+        print(f"no results in {out}")
+        return 1
+    print("| task | pair | rounds | steps/CPU-s, pgbook | steps/CPU-s, peer | ratio: median [min, max] |")
+    print("|---|---|---|---|---|---|")
+    for env_id in sorted({r["env_id"] for r in rows}, key=lambda t: (t != "Pendulum-v1", t)):
+        for ours, peer in PAIRS:
+            try:
+                p = paired_speed(rows, env_id, ours, peer)
+            except ValueError:  # the pair was not measured on this task
+                continue
+            print(f"| {env_id} | {ours} / {peer} | {len(p['rounds'])} | {p['median_a']:.0f} | {p['median_b']:.0f} | "
+                  f"{p['median']:.2f} [{min(p['ratios']):.2f}, {max(p['ratios']):.2f}] |")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", nargs="+", default=["HalfCheetah-v5", "Hopper-v5"])
@@ -486,12 +553,20 @@ def main(argv=None) -> int:
     parser.add_argument("--cleanrl-script", default=None)
     parser.add_argument("--out", default=str(DEFAULT_OUT))
     parser.add_argument("--report", action="store_true", help="print the table of the results in --out")
+    parser.add_argument("--speed", type=int, metavar="ROUNDS", help="measure the speed: ROUNDS rounds of every arm, no evaluation")
+    parser.add_argument("--speed-out", default=str(DEFAULT_SPEED_OUT))
+    parser.add_argument("--speed-report", action="store_true", help="print the table of the speed runs in --speed-out")
     parser.add_argument("--worker", choices=IMPLS, help=argparse.SUPPRESS)
+    parser.add_argument("--no-eval", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return _worker(args)
     if args.report:
         return report(Path(args.out))
+    if args.speed_report:
+        return speed_report(Path(args.speed_out))
+    if args.speed:
+        return run_speed(args)
     return run_all(args)
 
 

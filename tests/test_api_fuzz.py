@@ -677,9 +677,11 @@ REGISTRY: dict[str, Fn | NotFuzzed] = {
     "envs.EnvSpaces": NotFuzzed("result type of envs.env_spaces (frozen plain data container)"),
     "envs.env_spaces": Fn(pg_envs.env_spaces, mk(env_id="Pendulum-v1")),
     "envs.check_env": Fn(pg_envs.check_env, mk(env_id="CartPole-v1")),
+    "envs.FastRunningMeanStd": NotFuzzed("gymnasium's RunningMeanStd with its own constructor; only update's one-row case differs (tested equal bit for bit)"),
     "envs.make_vec_env": Fn(pg_envs.make_vec_env, mk(env_id="Pendulum-v1", n_envs=1, max_episode_steps=10, obs_rms=lambda: RunningMeanStd(shape=(3,)), reward_gamma=0.9)),
     "heads.PolicyHead": NotFuzzed("typing.Protocol: the interface of the heads, no behaviour"),
     "heads.NormalizedCategorical": Fn(heads.NormalizedCategorical, mk(logits=lambda: _rand(2, 3))),
+    "heads.LogStdNormal": Fn(heads.LogStdNormal, mk(loc=lambda: _rand(2, 3), log_std=lambda: _rand(2, 3, seed=1))),
     "heads.CategoricalHead": Fn(heads.CategoricalHead, mk(n_actions=3)),
     "heads.DiagGaussianHead": Fn(heads.DiagGaussianHead, mk(action_dim=2)),
     "networks.MLP": Fn(networks.MLP, mk(n_in=2, hidden=(3,), n_out=2, out_gain=1.0, orthogonal=True, activation="relu")),
@@ -732,6 +734,10 @@ REGISTRY: dict[str, Fn | NotFuzzed] = {
     "results.speed_ratio": Fn(results.speed_ratio, mk(
         run_a={"seeds": [0, 1], "cpu_sps": [2.0, None]}, run_b={"seeds": [0], "cpu_sps": [1.0]},
     )),
+    "results.paired_speed": Fn(results.paired_speed, mk(rows=[
+        {"impl": "ours", "env_id": "Hopper-v5", "round": "0", "timed_steps": "4096", "cpu_seconds": "2.0"},
+        {"impl": "sb3", "env_id": "Hopper-v5", "round": "0", "timed_steps": "4096", "cpu_seconds": "3.0"},
+    ], env_id="Hopper-v5", impl_a="ours", impl_b="sb3")),
     "results.summarize_runs": Fn(results.summarize_runs, mk(rows=[
         {"impl": "ours", "env_id": "Hopper-v5", "seed": "0", "step": "4096", "train_seconds": "2.0", "eval_mean": "1.5", "batch": "2048"},
     ])),

@@ -31,13 +31,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from gymnasium.wrappers.utils import RunningMeanStd
-
 from . import agents_common as common
 from . import mdp as _mdp
 from ._validate import as_float_array, check_bool, check_callable, check_mdp, check_positive_int, check_shape, check_tensor
 from .agent_config import _check_real
 from .agents_common import ActorCritic, AgentConfig, TrainResult
+from .envs import FastRunningMeanStd
 from .heads import CategoricalHead, check_loss_batch
 
 __all__ = ["A2CConfig", "A2CLosses", "a2c_losses", "nstep_target_mean", "train"]
@@ -186,7 +185,7 @@ def train(cfg: A2CConfig, progress: Callable[[int, dict], None] | None = None) -
     n_iterations = cfg.total_steps // (cfg.n_envs * cfg.n_steps)
 
     with common.seeded(cfg.seed, cfg.torch_threads, device):
-        obs_rms = RunningMeanStd(shape=(obs_dim,)) if cfg.normalize_obs else None  # shared by the envs
+        obs_rms = FastRunningMeanStd(shape=(obs_dim,)) if cfg.normalize_obs else None  # shared by the envs
         reward_gamma = cfg.gamma if cfg.normalize_reward else None
         envs = common.make_vec_env(cfg.env_id, cfg.n_envs, cfg.max_episode_steps, obs_rms, reward_gamma)
         model = ActorCritic(obs_dim, n_actions, cfg.hidden, cfg.orthogonal_init, activation=cfg.activation).to(device)

@@ -40,12 +40,11 @@ from typing import Callable
 
 import torch
 
-from gymnasium.wrappers.utils import RunningMeanStd
-
 from . import agents_common as common
 from ._validate import check_callable, check_real, check_tensor
 from .agent_config import _check_int, _check_real
 from .agents_common import ActorCritic, AgentConfig, TrainResult
+from .envs import FastRunningMeanStd
 from .heads import CategoricalHead, DiagGaussianHead, PolicyHead, check_loss_batch
 
 __all__ = [
@@ -485,10 +484,11 @@ def ppo_update(
         if n_minibatches == 1:  # the minibatch is the whole rollout: shuffling would not change the mean
             minibatches = [whole]
         else:
-            minibatches = [
-                (obs[idx], actions[idx], old_log_probs[idx], normalise(advantages[idx]), returns[idx])
-                for idx in torch.randperm(n, generator=generator).split(cfg.minibatch_size)
-            ]
+            # One gather per tensor and epoch, then minibatches as views: the rows of obs[idx] for each
+            # idx of randperm(n).split(B), five gathers an epoch instead of five a minibatch.
+            perm = torch.randperm(n, generator=generator)
+            parts = [x.detach()[perm].split(cfg.minibatch_size) for x in (obs, actions, old_log_probs, advantages, returns)]
+            minibatches = [(o, a, lp, normalise(adv), ret) for o, a, lp, adv, ret in zip(*parts)]
         for mb_obs, mb_actions, mb_old_log_probs, mb_adv, mb_returns in minibatches:
             logits, values = model(mb_obs)
             total, policy, value, _, log_ratio = _loss_terms(
@@ -543,7 +543,7 @@ def train(cfg: PPOConfig, progress: Callable[[int, dict], None] | None = None) -
     n_iterations = cfg.total_steps // batch
 
     with common.seeded(cfg.seed, cfg.torch_threads, device):
-        obs_rms = RunningMeanStd(shape=(obs_dim,)) if cfg.normalize_obs else None  # shared by the envs
+        obs_rms = FastRunningMeanStd(shape=(obs_dim,)) if cfg.normalize_obs else None  # shared by the envs
         reward_gamma = cfg.gamma if cfg.normalize_reward else None
         envs = common.make_vec_env(cfg.env_id, cfg.n_envs, cfg.max_episode_steps, obs_rms, reward_gamma)
         model = ActorCritic(

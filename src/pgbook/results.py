@@ -11,7 +11,9 @@ repository. The columns are documented in the benchmark scripts:
 * ``cartpole_curves.csv`` — every greedy evaluation of every run, and a final one per run
   (ch. 9–10's learning curves; ch. 10's entropy diagnostics);
 * ``continuous_runs.csv`` — every greedy evaluation of every PPO run of the book's agent,
-  Stable-Baselines3 and CleanRL on the MuJoCo tasks, with the training time so far (ch. 11).
+  Stable-Baselines3 and CleanRL on Pendulum and the MuJoCo tasks, with the training time so far (ch. 11);
+* ``continuous_speed.csv`` — the speed measurement: short runs without evaluation, the arms of a
+  pair in turn, one run at a time, with their training time (ch. 11).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import io
 import statistics
 from importlib import resources
 
-__all__ = ["RESULT_FILES", "read_rows", "summarize_runs", "speed_ratio"]
+__all__ = ["RESULT_FILES", "read_rows", "summarize_runs", "speed_ratio", "paired_speed"]
 
 #: the result files shipped with the package
 RESULT_FILES = ("cartpole_solve.csv", "cartpole_curves.csv", "continuous_runs.csv")
@@ -107,3 +109,50 @@ def speed_ratio(run_a: dict, run_b: dict) -> tuple[float, list[int]]:
     if not seeds:
         raise ValueError("run_a and run_b share no seed with CPU time recorded")
     return statistics.median(rate_a[s] for s in seeds) / statistics.median(rate_b[s] for s in seeds), seeds
+
+
+#: the columns :func:`paired_speed` reads (``benchmarks/continuous_vs_peers.py --speed`` writes them)
+_SPEED_COLUMNS = ("impl", "env_id", "round", "timed_steps", "cpu_seconds")
+
+
+def paired_speed(rows: list[dict[str, str]], env_id: str, impl_a: str, impl_b: str) -> dict:
+    """Speed of ``impl_a`` over ``impl_b`` on ``env_id``, round by round, from rows like
+    ``continuous_speed.csv``'s.
+
+    A run's speed is ``timed_steps / cpu_seconds`` (steps per CPU-second, the first iteration not
+    timed); in each round that has a run of both, the ratio is ``a``'s speed over ``b``'s -- two runs
+    made one after the other, so a change of the machine's speed between rounds cancels. Returns a
+    dict with ``rounds`` (sorted), per round ``ratios``, ``sps_a`` and ``sps_b``; ``median`` (of the
+    ratios), ``median_a`` and ``median_b`` (of the speeds). ``ValueError`` if ``rows`` is not a list
+    of dicts with those columns holding positive numbers, or no round has both.
+    """
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise ValueError(f"rows must be a list of dicts (read_rows), got {type(rows).__name__}")
+    for name, value in (("env_id", env_id), ("impl_a", impl_a), ("impl_b", impl_b)):
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    if impl_a == impl_b:
+        raise ValueError(f"impl_a and impl_b must differ, got {impl_a!r} twice")
+    speed: dict = {}
+    for i, row in enumerate(rows):
+        missing = [c for c in _SPEED_COLUMNS if c not in row]
+        if missing:
+            raise ValueError(f"rows[{i}] must have the columns {', '.join(_SPEED_COLUMNS)}; missing {', '.join(missing)}")
+        if row["env_id"] != env_id or row["impl"] not in (impl_a, impl_b):
+            continue
+        try:
+            rnd, steps, cpu = int(row["round"]), int(row["timed_steps"]), float(row["cpu_seconds"])
+        except (TypeError, ValueError):
+            raise ValueError(f"rows[{i}] must hold numbers in round, timed_steps and cpu_seconds") from None
+        if steps <= 0 or not cpu > 0:
+            raise ValueError(f"rows[{i}] must have positive timed_steps and cpu_seconds, got {steps} and {cpu}")
+        speed[row["impl"], rnd] = steps / cpu
+    rounds = sorted(r for (impl, r) in speed if impl == impl_a and (impl_b, r) in speed)
+    if not rounds:
+        raise ValueError(f"rows have no round with runs of both impl_a={impl_a!r} and impl_b={impl_b!r} on env_id={env_id!r}")
+    sps_a, sps_b = [speed[impl_a, r] for r in rounds], [speed[impl_b, r] for r in rounds]
+    ratios = [a / b for a, b in zip(sps_a, sps_b)]
+    return {
+        "rounds": rounds, "ratios": ratios, "sps_a": sps_a, "sps_b": sps_b, "median": statistics.median(ratios),
+        "median_a": statistics.median(sps_a), "median_b": statistics.median(sps_b),
+    }
