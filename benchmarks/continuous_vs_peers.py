@@ -59,6 +59,15 @@ with the git commit of its code since 5 December 2026 -- the runs committed befo
 their actions with ``torch.distributions.Normal.sample``, except ``ours_cleanrl_timeout``, which
 ran commit 2661435's faster draw of the same numbers; that arm is in no speed comparison).
 
+The speed (``--speed ROUNDS``) is measured apart from the returns, in short runs without
+evaluations: every round trains each arm of ``--impl`` once on each task, one run at a time, all with
+the round's number as seed and in an order rotated from round to round; a pair's speed ratio is
+taken round by round (two runs made minutes apart, so a drift of the machine's speed between rounds
+cancels) and summarised by its median and range (:func:`pgbook.results.paired_speed`). Rows go to
+``--speed-out`` (default ``src/pgbook/data/continuous_speed.csv``): ``impl, env_id, round, seed,
+steps, timed_steps, train_seconds, cpu_seconds, threads, version`` (``timed_steps``: the steps after
+the first iteration, which the clocks exclude).
+
 Usage::
 
     pip install -r requirements-bench.txt
@@ -69,6 +78,11 @@ Usage::
         --impl ours sb3 ours_cleanrl cleanrl ours_cleanrl_timeout sb3_nosde \\
         --eval-every 10240 --jobs 1 --cleanrl-script ppo_continuous_action.py
     python benchmarks/continuous_vs_peers.py --report          # the README's table
+    python benchmarks/continuous_vs_peers.py --speed 5 --env HalfCheetah-v5 Hopper-v5 --impl ours sb3 --steps 61440
+    python benchmarks/continuous_vs_peers.py --speed 5 --env Pendulum-v1 --impl ours sb3_nosde sb3 --steps 61440
+    python benchmarks/continuous_vs_peers.py --speed 3 --env Pendulum-v1 HalfCheetah-v5 Hopper-v5 \
+        --impl ours_cleanrl cleanrl --steps 61440 --cleanrl-script ppo_continuous_action.py
+    python benchmarks/continuous_vs_peers.py --speed-report    # the README's speed table
 
 Pendulum-v1 runs 204,800 steps (twice the zoo's budget for it, 50 iterations of 4 x 1024 and 100 of
 2048), evaluated every 10,240; the MuJoCo tasks 1M steps, evaluated every 51,200.

@@ -60,8 +60,10 @@ def _gaussian_model(log_std_init=0.0, seed=0):
     return networks.ActorCritic(3, hidden=(8,), action_dim=1, log_std_init=log_std_init)
 
 
+@pytest.mark.claim("eq-cont-gauss-logpdf", "eq-cont-gauss-entropy", how="exact")
 def test_gaussian_head_matches_closed_form_and_normal():
-    """log pi = sum_i log N(a_i; mu_i, sigma_i^2) and H = sum_i (log sigma_i + (1 + log 2 pi)/2), d = 3."""
+    """log pi = sum_i log N(a_i; mu_i, sigma_i^2) and H = sum_i (log sigma_i + (1 + log 2 pi)/2), d = 3:
+    the agent's own formulas (heads.LogStdNormal) against numpy's closed form and torch's Normal."""
     g = torch.Generator().manual_seed(1)
     mu = torch.randn(5, 3, generator=g, dtype=torch.float64)
     log_std = torch.randn(5, 3, generator=g, dtype=torch.float64)
@@ -78,6 +80,86 @@ def test_gaussian_head_matches_closed_form_and_normal():
     np.testing.assert_allclose(head.entropy(dist).numpy(), ref.entropy().numpy(), rtol=1e-12)
     assert torch.equal(head.mode(torch.cat([mu, log_std], -1)), mu)
     assert isinstance(head, heads.PolicyHead) and isinstance(heads.CategoricalHead(2), heads.PolicyHead)
+
+
+@pytest.mark.claim("eq-cont-gauss-score", how="autograd")
+def test_log_std_normal_score_is_the_closed_form():
+    """Autograd through the agent's log-density (heads.LogStdNormal) gives the score of
+    eq-cont-gauss-score, (a - mu)/sigma^2 in the mean and (a - mu)^2/sigma^2 - 1 in log sigma
+    (pgbook.gaussian.diag_gaussian_score, numpy float64), for sigma from e^-4 to e^3."""
+    from pgbook import gaussian
+
+    g = torch.Generator().manual_seed(5)
+    mu = torch.randn(6, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    log_std = torch.linspace(-4.0, 3.0, 24, dtype=torch.float64).reshape(6, 4).requires_grad_()
+    a = mu.detach() + torch.randn(6, 4, generator=g, dtype=torch.float64) * log_std.detach().exp() * 1.5
+    heads.LogStdNormal(mu, log_std).log_prob(a).sum().backward()
+    d_mean, d_log_std = gaussian.diag_gaussian_score(a.numpy(), mu.detach().numpy(), log_std.detach().numpy())
+    np.testing.assert_allclose(mu.grad.numpy(), d_mean, rtol=1e-12)
+    np.testing.assert_allclose(log_std.grad.numpy(), d_log_std, rtol=1e-12, atol=1e-12)
+
+
+def test_log_std_normal_is_torchs_normal_elsewhere():
+    """heads.LogStdNormal is torch's Normal(mu, exp(log sigma)) in everything it does not override:
+    the same samples from the same generator state (sample and rsample), mean, stddev, cdf, expand,
+    zero KL divergence to that Normal; and in float32 at near-deterministic and very wide policies its
+    log-density stays finite and matches float64 to float32 precision. Bad arguments: ValueError."""
+    g = torch.Generator().manual_seed(2)
+    mu, log_std = torch.randn(5, 3, generator=g), torch.randn(5, 3, generator=g)
+    ours, ref = heads.LogStdNormal(mu, log_std), torch.distributions.Normal(mu, log_std.exp())
+    for draw in ("sample", "rsample"):
+        torch.manual_seed(3)
+        x = getattr(ours, draw)((2,))
+        torch.manual_seed(3)
+        assert torch.equal(x, getattr(ref, draw)((2,)))
+    assert torch.equal(ours.mean, ref.mean) and torch.equal(ours.stddev, ref.stddev)
+    x = torch.randn(5, 3, generator=g)
+    torch.testing.assert_close(ours.cdf(x), ref.cdf(x))
+    torch.testing.assert_close(ours.log_prob(x), ref.log_prob(x))
+    wide = ours.expand((4, 5, 3))
+    assert isinstance(wide, heads.LogStdNormal) and wide.batch_shape == (4, 5, 3)
+    torch.testing.assert_close(wide.log_prob(x), ref.log_prob(x).expand(4, 5, 3))
+    assert float(torch.distributions.kl_divergence(ours, ref).abs().max()) < 1e-6
+    # extremes in float32: sigma = e^-20 (an action 1e-9 away is 2 sigma off) and sigma = e^20
+    loc = torch.zeros(2, 1)
+    extreme = heads.LogStdNormal(loc, torch.tensor([[-20.0], [20.0]]))
+    a = torch.tensor([[2 * math.exp(-20.0)], [3.0e8]])
+    lp = extreme.log_prob(a)
+    ref64 = torch.distributions.Normal(loc.double(), torch.tensor([[-20.0], [20.0]], dtype=torch.float64).exp()).log_prob(a.double())
+    assert torch.isfinite(lp).all()
+    torch.testing.assert_close(lp.double(), ref64, rtol=1e-6, atol=1e-5)
+    for bad, name in (
+        (lambda: heads.LogStdNormal(mu, log_std[:, :2]), "same shape"),
+        (lambda: heads.LogStdNormal(mu, torch.full((5, 3), float("nan"))), "log_std"),
+        (lambda: heads.LogStdNormal([0.0], log_std), "loc"),
+    ):
+        with pytest.raises(ValueError, match=name):
+            bad()
+
+
+def test_fast_running_mean_std_is_gymnasiums_bit_for_bit():
+    """envs.FastRunningMeanStd skips np.mean/np.var for a batch of one row: after any sequence of
+    one-row and several-row batches (float64 observations, float32 accumulators, scalar and vector
+    statistics) its mean, variance and count are gymnasium's RunningMeanStd's exactly, with the same
+    types; the agents and the reward-scaling wrapper use it."""
+    rng = np.random.default_rng(4)
+    for shape, dtype in (((), np.float32), ((3,), np.float64), ((17,), np.float64)):
+        ours, ref = E.FastRunningMeanStd(shape=shape), RunningMeanStd(shape=shape)
+        for _ in range(200):
+            k = 1 if rng.random() < 0.8 else int(rng.integers(2, 5))
+            x = (rng.normal(size=(k, *shape)) * rng.uniform(0.1, 100)).astype(dtype)
+            ours.update(x)
+            ref.update(x)
+            for name in ("mean", "var", "count"):
+                got, want = getattr(ours, name), getattr(ref, name)
+                assert type(got) is type(want) and np.asarray(got).dtype == np.asarray(want).dtype
+                assert np.array_equal(got, want)
+    envs = E.make_vec_env("Pendulum-v1", 1, max_episode_steps=4, obs_rms=E.FastRunningMeanStd(shape=(3,)), reward_gamma=0.9)
+    fresh = RunningMeanStd(shape=())
+    rms = envs.return_rms
+    assert type(rms) is E.FastRunningMeanStd and (rms.mean, rms.var, rms.count) == (fresh.mean, fresh.var, fresh.count)
+    result = ppo.train(_tiny_pendulum_cfg())
+    assert type(result.obs_rms) is E.FastRunningMeanStd
 
 
 def test_gaussian_score_of_log_std_by_autograd():

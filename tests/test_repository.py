@@ -128,6 +128,33 @@ def test_speed_ratio_uses_the_seeds_both_timed():
         results.speed_ratio(a, "b")
 
 
+def _speed_row(impl, rnd, steps, cpu, env_id="Hopper-v5"):
+    return {"impl": impl, "env_id": env_id, "round": str(rnd), "timed_steps": str(steps), "cpu_seconds": str(cpu)}
+
+
+def test_paired_speed_divides_round_by_round():
+    """Rounds 0 and 2 have both arms (round 1 only a, round 3 only b; another task's rows are
+    ignored): ratios (1000/2)/(1000/4) = 2 and (500/1)/(1000/8) = 4, median 3; speeds medians of
+    (500, 500) and (250, 125). Hand-computed; the ratio of the medians would be 500/187.5 = 2.67."""
+    rows = [
+        _speed_row("a", 0, 1000, 2.0), _speed_row("b", 0, 1000, 4.0), _speed_row("a", 1, 1000, 1.0),
+        _speed_row("a", 2, 500, 1.0), _speed_row("b", 2, 1000, 8.0), _speed_row("b", 3, 1000, 0.1),
+        _speed_row("a", 0, 1000, 0.01, env_id="HalfCheetah-v5"),
+    ]
+    p = results.paired_speed(rows, "Hopper-v5", "a", "b")
+    assert p["rounds"] == [0, 2] and p["ratios"] == [2.0, 4.0] and p["median"] == 3.0
+    assert p["sps_a"] == [500.0, 500.0] and p["sps_b"] == [250.0, 125.0]
+    assert (p["median_a"], p["median_b"]) == (500.0, 187.5)
+    with pytest.raises(ValueError, match="no round with runs of both"):
+        results.paired_speed(rows, "HalfCheetah-v5", "a", "b")
+    with pytest.raises(ValueError, match="positive timed_steps and cpu_seconds"):
+        results.paired_speed([_speed_row("a", 0, 1000, 0.0)], "Hopper-v5", "a", "b")
+    with pytest.raises(ValueError, match="missing round"):
+        results.paired_speed([{k: v for k, v in _speed_row("a", 0, 1, 1).items() if k != "round"}], "Hopper-v5", "a", "b")
+    with pytest.raises(ValueError, match="must differ"):
+        results.paired_speed(rows, "Hopper-v5", "a", "a")
+
+
 def test_summarize_runs_reads_the_committed_runs():
     runs = results.summarize_runs(results.read_rows("continuous_runs.csv"))
     assert runs and all(len(r["seeds"]) == len(r["finals"]) == len(r["sps"]) >= 1 for r in runs)

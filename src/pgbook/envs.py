@@ -147,7 +147,7 @@ class FastRunningMeanStd(RunningMeanStd):
     which are the row itself and zeros; here the row and zeros go straight to the parent's
     ``update_from_moments`` (gymnasium's parallel-variance formula, unchanged): the same numbers
     bit for bit (tests/test_continuous_agent.py), without the two reductions, which took a quarter
-    of a HalfCheetah step with both wrappers (about 130 down to 97 microseconds on this book's
+    of a HalfCheetah step with both wrappers (about 128 down to 97 microseconds on this book's
     machine: ``benchmarks/env_step_normalization.py``). A batch of several rows takes the parent's
     path. The agents create their statistics with this class; :func:`make_vec_env` accepts either.
     """
