@@ -62,8 +62,8 @@ ran commit 2661435's faster draw of the same numbers; that arm is in no speed co
 The speed (``--speed ROUNDS``) is measured apart from the returns, in short runs without
 evaluations: every round trains each arm of ``--impl`` once on each task, one run at a time, all with
 the round's number as seed and in an order rotated from round to round; a pair's speed ratio is
-taken round by round (two runs made minutes apart, so a drift of the machine's speed between rounds
-cancels) and summarised by its median and range (:func:`pgbook.results.paired_speed`). Rows go to
+taken round by round (two runs of the same round, made minutes apart, so a drift of the machine's
+speed between rounds cancels) and summarised by its median and range (:func:`pgbook.results.paired_speed`). Rows go to
 ``--speed-out`` (default ``src/pgbook/data/continuous_speed.csv``): ``impl, env_id, round, seed,
 steps, timed_steps, train_seconds, cpu_seconds, threads, version`` (``timed_steps``: the steps after
 the first iteration, which the clocks exclude).
@@ -80,7 +80,7 @@ Usage::
     python benchmarks/continuous_vs_peers.py --report          # the README's table
     python benchmarks/continuous_vs_peers.py --speed 5 --env HalfCheetah-v5 Hopper-v5 --impl ours sb3 --steps 61440
     python benchmarks/continuous_vs_peers.py --speed 5 --env Pendulum-v1 --impl ours sb3_nosde sb3 --steps 61440
-    python benchmarks/continuous_vs_peers.py --speed 3 --env Pendulum-v1 HalfCheetah-v5 Hopper-v5 \
+    python benchmarks/continuous_vs_peers.py --speed 3 --env Pendulum-v1 HalfCheetah-v5 Hopper-v5 \\
         --impl ours_cleanrl cleanrl --steps 61440 --cleanrl-script ppo_continuous_action.py
     python benchmarks/continuous_vs_peers.py --speed-report    # the README's speed table
 
@@ -92,6 +92,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import csv
 import io
 import json
@@ -268,6 +269,16 @@ def _commit() -> str:
     return f" @ {out.stdout.strip()}" if out.returncode == 0 and out.stdout.strip() else ""
 
 
+def sb3_hyperparameters(env_id: str, sde: bool = True) -> dict:
+    """The SB3 arms' entry for ``env_id`` (a copy): the zoo's (:data:`SB3_ZOO`) for ``sb3``; for
+    ``sb3_nosde`` (``sde=False``) the same without ``use_sde`` and ``sde_sample_freq``. ``normalize``
+    and ``n_envs`` are the harness's to apply, the rest are keyword arguments of SB3's ``PPO``."""
+    hp = copy.deepcopy(SB3_ZOO[env_id])
+    if not sde:
+        hp.pop("use_sde", None), hp.pop("sde_sample_freq", None)
+    return hp
+
+
 def run_sb3(env_id: str, seed: int, steps: int, threads: int, clock: Clock, sde: bool = True) -> tuple[str, int]:
     import stable_baselines3
     import torch
@@ -277,9 +288,7 @@ def run_sb3(env_id: str, seed: int, steps: int, threads: int, clock: Clock, sde:
     from stable_baselines3.common.vec_env import VecNormalize
 
     torch.set_num_threads(threads)
-    hp = dict(SB3_ZOO[env_id])
-    if not sde:  # the sb3_nosde arm
-        hp.pop("use_sde", None), hp.pop("sde_sample_freq", None)
+    hp = sb3_hyperparameters(env_id, sde)
     normalize, n_envs = hp.pop("normalize"), hp.pop("n_envs")
     if "policy_kwargs" in hp:
         pk = dict(hp["policy_kwargs"])
@@ -471,24 +480,22 @@ def _write(out: Path, rows: list[dict]) -> None:
 
 
 def report(out: Path) -> int:
-    """A Markdown table of the runs in ``out``: final greedy return (median and range over seeds)
-    and steps per second, by CPU time (median over the seeds that recorded it, their number in
-    parentheses; "–" if none did) and by wall-clock (median over all seeds)."""
+    """A Markdown table of the runs in ``out``: final greedy return (median and range over seeds).
+    (Their clocks are in the file too; the speed comparison is :func:`speed_report`'s, measured
+    apart.)"""
     from pgbook.results import summarize_runs
 
     rows = _read(out)
     if not rows:
         print(f"no results in {out}")
         return 1
-    print("| task | implementation | seeds | steps | final greedy return: median [min, max] | steps/s (CPU; timed seeds) | steps/s (wall) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| task | implementation | seeds | steps | final greedy return: median [min, max] |")
+    print("|---|---|---|---|---|")
     order = {impl: i for i, impl in enumerate(IMPLS)}  # the pairs side by side
     for run in sorted(summarize_runs(rows), key=lambda r: (r["env_id"], order.get(r["impl"], len(order)))):
-        timed = sum(x is not None for x in run["cpu_sps"])
-        cpu = "–" if run["median_cpu_sps"] is None else f"{run['median_cpu_sps']:.0f} ({timed})"
         print(
             f"| {run['env_id']} | {run['impl']} | {len(run['seeds'])} | {run['steps']:,} | {run['median']:.0f} "
-            f"[{min(run['finals']):.0f}, {max(run['finals']):.0f}] | {cpu} | {run['median_sps']:.0f} |"
+            f"[{min(run['finals']):.0f}, {max(run['finals']):.0f}] |"
         )
     return 0
 
@@ -497,25 +504,32 @@ def run_speed(args) -> int:
     """``--speed ROUNDS``: the speed measurement. Every round runs each arm of ``--impl`` once on each
     task of ``--env``, one run at a time, without evaluations, all arms of a round with the same seed
     (the round's number) and in an order rotated from round to round, so that a slow stretch of the
-    machine does not always fall on the same arm. Rows go to ``--speed-out``; rounds already there
-    are skipped."""
+    machine does not always fall on the same arm (with two arms and an odd number of rounds, the
+    first arm of ``--impl`` goes first once more often). Rows go to ``--speed-out``; runs already
+    there are skipped, and a file holding runs of another length or thread count is refused."""
     out = Path(args.speed_out)
     if "cleanrl" in args.impl and not args.cleanrl_script:
         sys.exit("--cleanrl-script PATH is needed for cleanrl (see this file's docstring)")
-    have = {(r["impl"], r["env_id"], int(r["round"])) for r in _read(out)}
+    have = {(r["impl"], r["env_id"], int(r["round"])): r for r in _read(out)}
+    for (impl, env_id, rnd), r in have.items():  # a resumed measurement must be the same measurement
+        if impl in args.impl and env_id in args.env and (int(r["threads"]) != args.threads or abs(int(r["steps"]) - args.steps) > 0.1 * args.steps):
+            sys.exit(f"{out} holds a run of {impl} on {env_id} in round {rnd} with {r['steps']} steps and {r['threads']} "
+                     f"thread(s); this measurement asks for {args.steps} and {args.threads}: use another --speed-out")
     for rnd in range(args.speed):
         for env_id in args.env:
             k = rnd % len(args.impl)
             for impl in args.impl[k:] + args.impl[:k]:
                 if (impl, env_id, rnd) in have:
                     continue
-                result = _launch(impl, env_id, rnd, args, evaluate=False)
+                try:
+                    result = _launch(impl, env_id, rnd, args, evaluate=False)
+                except RuntimeError as err:  # one failed run does not stop the others
+                    print(err, file=sys.stderr, flush=True)
+                    continue
                 t = result["timing"]
                 row = {"impl": impl, "env_id": env_id, "round": rnd, "seed": rnd, "steps": t["step"],
                        "timed_steps": t["timed_steps"], "train_seconds": t["train_seconds"], "cpu_seconds": t["cpu_seconds"],
                        "threads": args.threads, "version": result["version"]}
-                print(f"round {rnd} {impl:12s} {env_id:15s}: {t['timed_steps'] / t['cpu_seconds']:.0f} steps per CPU-second "
-                      f"({t['timed_steps'] / t['train_seconds']:.0f} per second)", flush=True)
                 rows = _read(out) + [row]
                 rows.sort(key=lambda r: (r["env_id"], int(r["round"]), r["impl"]))
                 tmp = out.with_suffix(".tmp")
@@ -524,6 +538,8 @@ def run_speed(args) -> int:
                     writer.writeheader()
                     writer.writerows(rows)
                 tmp.replace(out)
+                print(f"round {rnd} {impl:12s} {env_id:15s}: {t['timed_steps']} steps in {t['cpu_seconds']} CPU-seconds "
+                      f"({t['train_seconds']} s)", flush=True)
     return 0
 
 
@@ -579,7 +595,9 @@ def main(argv=None) -> int:
         return report(Path(args.out))
     if args.speed_report:
         return speed_report(Path(args.speed_out))
-    if args.speed:
+    if args.speed is not None:
+        if args.speed < 1:
+            parser.error(f"--speed needs at least 1 round, got {args.speed}")
         return run_speed(args)
     return run_all(args)
 

@@ -731,9 +731,6 @@ REGISTRY: dict[str, Fn | NotFuzzed] = {
     # ---- results
     "results.RESULT_FILES": NotFuzzed("constant: the names of the shipped result files"),
     "results.read_rows": Fn(results.read_rows, mk(name="cartpole_solve.csv")),
-    "results.speed_ratio": Fn(results.speed_ratio, mk(
-        run_a={"seeds": [0, 1], "cpu_sps": [2.0, None]}, run_b={"seeds": [0], "cpu_sps": [1.0]},
-    )),
     "results.paired_speed": Fn(results.paired_speed, mk(rows=[
         {"impl": "ours", "env_id": "Hopper-v5", "round": "0", "timed_steps": "4096", "cpu_seconds": "2.0"},
         {"impl": "sb3", "env_id": "Hopper-v5", "round": "0", "timed_steps": "4096", "cpu_seconds": "3.0"},

@@ -111,6 +111,19 @@ def test_the_zoo_pair_runs_the_same_hyper_parameters(env_id):
     assert (env_id == "Pendulum-v1") == bool(_NOT_IMPLEMENTED & set(bench.SB3_ZOO[env_id]))  # only there
 
 
+def test_the_sb3_arms_differ_only_in_gsde():
+    """sb3 runs the zoo's entry as it is; sb3_nosde drops use_sde and sde_sample_freq and nothing
+    else (Pendulum, the only entry with gSDE; the MuJoCo entries are the same for both arms)."""
+    with_sde, without = bench.sb3_hyperparameters("Pendulum-v1"), bench.sb3_hyperparameters("Pendulum-v1", sde=False)
+    assert with_sde == bench.SB3_ZOO["Pendulum-v1"] and with_sde["use_sde"] is True and with_sde["sde_sample_freq"] == 4
+    assert without == {k: v for k, v in with_sde.items() if k not in ("use_sde", "sde_sample_freq")}
+    for env_id in ("HalfCheetah-v5", "Hopper-v5"):
+        assert bench.sb3_hyperparameters(env_id, sde=False) == bench.sb3_hyperparameters(env_id) == bench.SB3_ZOO[env_id]
+    copy = bench.sb3_hyperparameters("HalfCheetah-v5")
+    copy["policy_kwargs"]["activation_fn"] = "tanh"  # a copy: the table itself is not changed
+    assert bench.SB3_ZOO["HalfCheetah-v5"]["policy_kwargs"]["activation_fn"] == "relu"
+
+
 def test_the_cleanrl_pair_runs_the_same_hyper_parameters():
     """CONTINUOUS_DEFAULTS (the 'ours_cleanrl' arm) against the defaults of CleanRL's Args, as the
     harness's docstring and ppo.CONTINUOUS_DEFAULTS state them (the script itself is not vendored)."""
@@ -142,6 +155,16 @@ def test_the_arms_of_this_book_build_the_configurations_they_name():
     assert clean["bootstrap_truncated"] is True and timeout["bootstrap_truncated"] is False
     with pytest.raises(ValueError, match="impl"):
         bench.ours_config("sb3", *args)
+
+
+def test_readme_speed_table_is_the_speed_report_of_the_committed_runs(capsys):
+    """README.md's table between the speed-table markers is what ``--speed-report`` prints for the
+    committed speed runs."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("<!-- speed-table")
+    block = readme[readme.index("\n", start) + 1 : readme.index("<!-- /speed-table -->")]
+    assert bench.speed_report(bench.DEFAULT_SPEED_OUT) == 0
+    assert block.strip() == capsys.readouterr().out.strip()
 
 
 def test_readme_table_is_the_report_of_the_committed_runs(capsys):

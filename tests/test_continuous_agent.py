@@ -101,8 +101,10 @@ def test_log_std_normal_score_is_the_closed_form():
 
 def test_log_std_normal_is_torchs_normal_elsewhere():
     """heads.LogStdNormal is torch's Normal(mu, exp(log sigma)) in everything it does not override:
-    the same samples from the same generator state (sample and rsample), mean, stddev, cdf, expand,
-    zero KL divergence to that Normal; and in float32 at near-deterministic and very wide policies its
+    the same samples from the same generator state (sample and rsample), mean, stddev, cdf, zero KL
+    divergence to that Normal -- the parent's code on the same exp(log sigma), so these check the
+    wiring (scale, loc, batch shape), not formulas; expand and broadcasting (a log sigma of shape (d,)
+    for a batch of means) keep the class. In float32 at near-deterministic and very wide policies its
     log-density stays finite and matches float64 to float32 precision. Bad arguments: ValueError."""
     g = torch.Generator().manual_seed(2)
     mu, log_std = torch.randn(5, 3, generator=g), torch.randn(5, 3, generator=g)
@@ -120,6 +122,9 @@ def test_log_std_normal_is_torchs_normal_elsewhere():
     assert isinstance(wide, heads.LogStdNormal) and wide.batch_shape == (4, 5, 3)
     torch.testing.assert_close(wide.log_prob(x), ref.log_prob(x).expand(4, 5, 3))
     assert float(torch.distributions.kl_divergence(ours, ref).abs().max()) < 1e-6
+    shared = heads.LogStdNormal(mu, log_std[0])  # one log sigma for every row, as the agent's
+    assert shared.batch_shape == (5, 3) and torch.equal(shared.log_std, log_std[0].expand(5, 3))
+    torch.testing.assert_close(shared.log_prob(x), torch.distributions.Normal(mu, log_std[0].exp()).log_prob(x))
     # extremes in float32: sigma = e^-20 (an action 1e-9 away is 2 sigma off) and sigma = e^20
     loc = torch.zeros(2, 1)
     extreme = heads.LogStdNormal(loc, torch.tensor([[-20.0], [20.0]]))
@@ -129,7 +134,8 @@ def test_log_std_normal_is_torchs_normal_elsewhere():
     assert torch.isfinite(lp).all()
     torch.testing.assert_close(lp.double(), ref64, rtol=1e-6, atol=1e-5)
     for bad, name in (
-        (lambda: heads.LogStdNormal(mu, log_std[:, :2]), "same shape"),
+        (lambda: heads.LogStdNormal(mu, log_std[:, :2]), "broadcast"),
+        (lambda: heads.LogStdNormal(mu, log_std.double()), "dtype"),
         (lambda: heads.LogStdNormal(mu, torch.full((5, 3), float("nan"))), "log_std"),
         (lambda: heads.LogStdNormal([0.0], log_std), "loc"),
     ):
@@ -137,11 +143,12 @@ def test_log_std_normal_is_torchs_normal_elsewhere():
             bad()
 
 
-def test_fast_running_mean_std_is_gymnasiums_bit_for_bit():
+def test_fast_running_mean_std_is_gymnasiums_bit_for_bit(monkeypatch):
     """envs.FastRunningMeanStd skips np.mean/np.var for a batch of one row: after any sequence of
     one-row and several-row batches (float64 observations, float32 accumulators, scalar and vector
     statistics) its mean, variance and count are gymnasium's RunningMeanStd's exactly, with the same
-    types; the agents and the reward-scaling wrapper use it."""
+    types (except the documented case of an infinite entry, unusable both ways); the agents and the
+    reward-scaling wrapper use it, and a one-row update takes the shortcut (it does not call np.var)."""
     rng = np.random.default_rng(4)
     for shape, dtype in (((), np.float32), ((3,), np.float64), ((17,), np.float64)):
         ours, ref = E.FastRunningMeanStd(shape=shape), RunningMeanStd(shape=shape)
@@ -154,6 +161,13 @@ def test_fast_running_mean_std_is_gymnasiums_bit_for_bit():
                 got, want = getattr(ours, name), getattr(ref, name)
                 assert type(got) is type(want) and np.asarray(got).dtype == np.asarray(want).dtype
                 assert np.array_equal(got, want)
+        with np.errstate(invalid="ignore"):  # inf - inf in np.var and in the update
+            ours.update(np.full((1, *shape), np.inf, dtype=dtype))  # the documented exception: unusable both ways
+            ref.update(np.full((1, *shape), np.inf, dtype=dtype))
+        assert np.isinf(ours.mean).all() and np.isinf(ref.mean).all() and np.isnan(ref.var).all() and not np.isfinite(ours.var).all()
+    with monkeypatch.context() as m:
+        m.setattr(np, "var", lambda *a, **k: pytest.fail("np.var called for a one-row batch"))
+        E.FastRunningMeanStd(shape=(3,)).update(np.ones((1, 3)))
     envs = E.make_vec_env("Pendulum-v1", 1, max_episode_steps=4, obs_rms=E.FastRunningMeanStd(shape=(3,)), reward_gamma=0.9)
     fresh = RunningMeanStd(shape=())
     rms = envs.return_rms

@@ -287,3 +287,31 @@ def test_exercise_half_squared_log_ratio_is_biased():
         kl = (p * (p.log() - q.log())).sum(1).mean().item()
         half_sq = (p * 0.5 * (q.log() - p.log()) ** 2).sum(1).mean().item()
         assert (abs(half_sq - kl) < 0.02 * kl) == close
+
+
+def test_update_takes_the_minibatches_of_randperm_split():
+    """ppo_update's minibatches are the rows ``x[idx]`` for ``idx`` in ``randperm(n).split(B)``,
+    epoch after epoch, from the generator it is given, and it leaves that generator where drawing
+    those permutations leaves it (the reference recomputes them with a copy of the generator). The
+    data tensors are constants: a tensor that requires grad gets none."""
+    model, batch = _real_batch(seed=3)
+    obs, actions, old_log_probs, adv, ret = batch
+    obs = obs.clone().requires_grad_()
+    cfg = ppo.PPOConfig(minibatch_size=64, n_epochs=3)
+    seen = []
+    forward = model.forward
+
+    def recording_forward(x):
+        seen.append(x.detach().clone())
+        return forward(x)
+
+    model.forward = recording_forward
+    g = torch.Generator().manual_seed(5)
+    g_ref = torch.Generator().set_state(g.get_state())
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    ppo.ppo_update(model, optimizer, obs, actions, old_log_probs, adv, ret, cfg, cfg.clip_eps, g)
+    n = obs.shape[0]
+    expected = [obs.detach()[idx] for _ in range(cfg.n_epochs) for idx in torch.randperm(n, generator=g_ref).split(64)]
+    assert len(seen) == len(expected) == cfg.n_epochs * n // 64
+    assert all(torch.equal(a, b) for a, b in zip(seen, expected))
+    assert torch.equal(g.get_state(), g_ref.get_state()) and obs.grad is None

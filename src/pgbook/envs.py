@@ -11,6 +11,8 @@ Chapters 9–10 (:doc:`/book/ch09_a2c`, :doc:`/book/ch10_ppo`) and 11 (continuou
 * :func:`make_vec_env` — a gymnasium ``SyncVectorEnv`` in **same-step** autoreset mode, optionally
   with observation normalisation and reward scaling (gymnasium's ``NormalizeObservation`` and
   vector ``NormalizeReward``, the wrappers of CleanRL's ``ppo_continuous_action.py``).
+* :class:`FastRunningMeanStd` — gymnasium's running statistics, the same numbers, without two
+  reductions per step for the usual batch of one row.
 
 Episode ends (``eq-a2c-truncation``). gymnasium 1.x distinguishes *terminated* (the MDP reached
 a terminal state: no future reward, bootstrap with 0) from *truncated* (a time limit stopped the
@@ -148,12 +150,15 @@ class FastRunningMeanStd(RunningMeanStd):
     ``update_from_moments`` (gymnasium's parallel-variance formula, unchanged): the same numbers
     bit for bit (tests/test_continuous_agent.py), without the two reductions, which took a quarter
     of a HalfCheetah step with both wrappers (about 128 down to 97 microseconds on this book's
-    machine: ``benchmarks/env_step_normalization.py``). A batch of several rows takes the parent's
-    path. The agents create their statistics with this class; :func:`make_vec_env` accepts either.
+    machine: ``benchmarks/env_step_normalization.py``). The one exception is a row with an infinite
+    entry, whose batch variance is NaN for the parent (``inf - inf``) and 0 here: the statistics
+    are then unusable either way (an infinite mean; variance NaN there, infinite here). A batch of
+    several rows, or one that is not a numpy array, takes the parent's path. The agents create their
+    statistics with this class; :func:`make_vec_env` accepts either.
     """
 
     def update(self, x):
-        if np.ndim(x) >= 1 and np.shape(x)[0] == 1:  # one sample: mean = the sample, variance = 0
+        if isinstance(x, np.ndarray) and x.ndim >= 1 and x.shape[0] == 1:  # one sample: mean = the sample, variance = 0
             row = x[0]
             self.update_from_moments(row, np.zeros_like(row), 1)
         else:

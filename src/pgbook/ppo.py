@@ -463,10 +463,12 @@ def ppo_update(
     Returns the diagnostics of each epoch as lists (length K): mean ``approx_kl`` and
     ``clip_frac`` over its minibatches, ``ratio_min``/``ratio_max`` over the epoch, and the mean
     policy loss, value loss and entropy. They are computed after the K epochs, in one batch, from
-    the log-ratios and logits each minibatch had when its gradient step was taken.
+    the log-ratios and logits each minibatch had when its gradient step was taken. The five data
+    tensors are constants of the update: gradients flow into the networks only, never into them.
     """
     _check_update_args(model, optimizer, obs, actions, old_log_probs, advantages, returns, cfg, generator)
     clip_eps = _check_clip_eps(clip_eps)
+    obs, actions, old_log_probs, advantages, returns = (x.detach() for x in (obs, actions, old_log_probs, advantages, returns))
     obs = obs.to(next(model.parameters()).dtype)  # the networks' dtype (float32), whatever float came in
     if model.continuous:
         actions = actions.to(obs.dtype)
@@ -487,7 +489,7 @@ def ppo_update(
             # One gather per tensor and epoch, then minibatches as views: the rows of obs[idx] for each
             # idx of randperm(n).split(B), five gathers an epoch instead of five a minibatch.
             perm = torch.randperm(n, generator=generator)
-            parts = [x.detach()[perm].split(cfg.minibatch_size) for x in (obs, actions, old_log_probs, advantages, returns)]
+            parts = [x[perm].split(cfg.minibatch_size) for x in (obs, actions, old_log_probs, advantages, returns)]
             minibatches = [(o, a, lp, normalise(adv), ret) for o, a, lp, adv, ret in zip(*parts)]
         for mb_obs, mb_actions, mb_old_log_probs, mb_adv, mb_returns in minibatches:
             logits, values = model(mb_obs)

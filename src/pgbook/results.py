@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import statistics
 from importlib import resources
 
-__all__ = ["RESULT_FILES", "read_rows", "summarize_runs", "speed_ratio", "paired_speed"]
+__all__ = ["RESULT_FILES", "read_rows", "summarize_runs", "paired_speed"]
 
 #: the result files shipped with the package
-RESULT_FILES = ("cartpole_solve.csv", "cartpole_curves.csv", "continuous_runs.csv")
+RESULT_FILES = ("cartpole_solve.csv", "cartpole_curves.csv", "continuous_runs.csv", "continuous_speed.csv")
 
 
 def read_rows(name: str) -> list[dict[str, str]]:
@@ -95,22 +96,6 @@ def summarize_runs(rows: list[dict[str, str]]) -> list[dict]:
     return out
 
 
-def speed_ratio(run_a: dict, run_b: dict) -> tuple[float, list[int]]:
-    """Speed of ``run_a`` over ``run_b`` (two entries of :func:`summarize_runs`) per CPU-second, on
-    the seeds both recorded CPU time for: the median of ``a``'s steps per CPU-second over those
-    seeds divided by the median of ``b``'s. Returns ``(ratio, seeds)``; ``ValueError`` if the entries
-    share no such seed."""
-    for name, run in (("run_a", run_a), ("run_b", run_b)):
-        if not isinstance(run, dict) or not {"seeds", "cpu_sps"} <= run.keys():
-            raise ValueError(f"{name} must be an entry of summarize_runs (a dict with seeds and cpu_sps)")
-    rate_a = {s: r for s, r in zip(run_a["seeds"], run_a["cpu_sps"]) if r is not None}
-    rate_b = {s: r for s, r in zip(run_b["seeds"], run_b["cpu_sps"]) if r is not None}
-    seeds = sorted(rate_a.keys() & rate_b.keys())
-    if not seeds:
-        raise ValueError("run_a and run_b share no seed with CPU time recorded")
-    return statistics.median(rate_a[s] for s in seeds) / statistics.median(rate_b[s] for s in seeds), seeds
-
-
 #: the columns :func:`paired_speed` reads (``benchmarks/continuous_vs_peers.py --speed`` writes them)
 _SPEED_COLUMNS = ("impl", "env_id", "round", "timed_steps", "cpu_seconds")
 
@@ -121,10 +106,12 @@ def paired_speed(rows: list[dict[str, str]], env_id: str, impl_a: str, impl_b: s
 
     A run's speed is ``timed_steps / cpu_seconds`` (steps per CPU-second, the first iteration not
     timed); in each round that has a run of both, the ratio is ``a``'s speed over ``b``'s -- two runs
-    made one after the other, so a change of the machine's speed between rounds cancels. Returns a
-    dict with ``rounds`` (sorted), per round ``ratios``, ``sps_a`` and ``sps_b``; ``median`` (of the
+    of the same round, so a change of the machine's speed between rounds cancels. Returns a dict
+    with ``rounds`` (sorted), per round ``ratios``, ``sps_a`` and ``sps_b``; ``median`` (of the
     ratios), ``median_a`` and ``median_b`` (of the speeds). ``ValueError`` if ``rows`` is not a list
-    of dicts with those columns holding positive numbers, or no round has both.
+    of dicts with those columns, if a row of ``env_id`` and one of the two arms does not hold
+    positive finite numbers there or repeats a round, if a round ran the two with different
+    ``threads`` (where the rows have that column), or if no round has both.
     """
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise ValueError(f"rows must be a list of dicts (read_rows), got {type(rows).__name__}")
@@ -134,6 +121,7 @@ def paired_speed(rows: list[dict[str, str]], env_id: str, impl_a: str, impl_b: s
     if impl_a == impl_b:
         raise ValueError(f"impl_a and impl_b must differ, got {impl_a!r} twice")
     speed: dict = {}
+    threads: dict = {}
     for i, row in enumerate(rows):
         missing = [c for c in _SPEED_COLUMNS if c not in row]
         if missing:
@@ -144,12 +132,18 @@ def paired_speed(rows: list[dict[str, str]], env_id: str, impl_a: str, impl_b: s
             rnd, steps, cpu = int(row["round"]), int(row["timed_steps"]), float(row["cpu_seconds"])
         except (TypeError, ValueError):
             raise ValueError(f"rows[{i}] must hold numbers in round, timed_steps and cpu_seconds") from None
-        if steps <= 0 or not cpu > 0:
-            raise ValueError(f"rows[{i}] must have positive timed_steps and cpu_seconds, got {steps} and {cpu}")
+        if steps <= 0 or not (0 < cpu < math.inf):
+            raise ValueError(f"rows[{i}] must have positive, finite timed_steps and cpu_seconds, got {steps} and {cpu}")
+        if (row["impl"], rnd) in speed:
+            raise ValueError(f"rows[{i}] is a second run of {row['impl']!r} in round {rnd} on {env_id!r}")
         speed[row["impl"], rnd] = steps / cpu
+        threads[row["impl"], rnd] = row.get("threads")
     rounds = sorted(r for (impl, r) in speed if impl == impl_a and (impl_b, r) in speed)
     if not rounds:
         raise ValueError(f"rows have no round with runs of both impl_a={impl_a!r} and impl_b={impl_b!r} on env_id={env_id!r}")
+    for r in rounds:
+        if threads[impl_a, r] != threads[impl_b, r]:
+            raise ValueError(f"rows: round {r} on {env_id!r} ran {impl_a!r} and {impl_b!r} with different thread counts")
     sps_a, sps_b = [speed[impl_a, r] for r in rounds], [speed[impl_b, r] for r in rounds]
     ratios = [a / b for a, b in zip(sps_a, sps_b)]
     return {
