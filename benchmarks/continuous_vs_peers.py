@@ -55,11 +55,12 @@ interrupted benchmark resumes. Columns: ``impl, env_id, seed, step, train_second
 eval_mean, eval_std, eval_episodes, batch, threads, jobs, version`` (``batch``: steps per
 iteration, so the clocks start at ``step = batch``; ``cpu_seconds`` is empty in the first runs,
 recorded before it was added; ``version``: the implementation's version, for this book's agent
-with the git commit of its code since 5 December 2026 -- the runs committed before that drew
-their actions with ``torch.distributions.Normal.sample``, except ``ours_cleanrl_timeout``, which
-ran commit 2661435's faster draw of the same numbers; that arm is in no speed comparison).
+with the git commit of its code in runs made after the column learnt it -- none of the committed
+returns runs records one: they drew their actions with ``torch.distributions.Normal.sample``,
+except ``ours_cleanrl_timeout``, which ran commit 2661435's faster draw of the same numbers, and
+computed log-densities with ``Normal`` (not :class:`pgbook.heads.LogStdNormal`)).
 
-The speed (``--speed ROUNDS``) is measured apart from the returns, in short runs without
+The speed (``--speed ROUNDS``) is measured separately from the returns, in short runs without
 evaluations: every round trains each arm of ``--impl`` once on each task, one run at a time, all with
 the round's number as seed and in an order rotated from round to round; a pair's speed ratio is
 taken round by round (two runs of the same round, made minutes apart, so a drift of the machine's
@@ -557,7 +558,7 @@ def speed_report(out: Path) -> int:
     if not rows:
         print(f"no results in {out}")
         return 1
-    print("| task | pair | rounds | steps/CPU-s, pgbook | steps/CPU-s, peer | ratio: median [min, max] |")
+    print("| task | pair | rounds | steps/CPU-s, ours (median) | steps/CPU-s, peer (median) | ratio per round: median [min, max] |")
     print("|---|---|---|---|---|---|")
     for env_id in sorted({r["env_id"] for r in rows}, key=lambda t: (t != "Pendulum-v1", t)):
         for ours, peer in PAIRS:

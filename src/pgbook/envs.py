@@ -149,7 +149,7 @@ class FastRunningMeanStd(RunningMeanStd):
     which are the row itself and zeros; here the row and zeros go straight to the parent's
     ``update_from_moments`` (gymnasium's parallel-variance formula, unchanged): the same numbers
     bit for bit (tests/test_continuous_agent.py), without the two reductions, which took a quarter
-    of a HalfCheetah step with both wrappers (about 128 down to 97 microseconds on this book's
+    of a HalfCheetah step with both wrappers (about 129 down to 97 microseconds on this book's
     machine: ``benchmarks/env_step_normalization.py``). The one exception is a row with an infinite
     entry, whose batch variance is NaN for the parent (``inf - inf``) and 0 here: the statistics
     are then unusable either way (an infinite mean; variance NaN there, infinite here). A batch of
