@@ -470,11 +470,15 @@ def run_all(args) -> int:
     return 0
 
 
-def _write(out: Path, rows: list[dict]) -> None:
-    rows = sorted(rows, key=lambda r: (r["env_id"], r["impl"], int(r["seed"]), int(r["step"])))
+def _write(out: Path, rows: list[dict], columns: list[str] = COLUMNS) -> None:
+    """Replace ``out`` by ``rows`` (sorted by task, implementation, then seed and step, or round), atomically."""
+    if columns == COLUMNS:
+        rows = sorted(rows, key=lambda r: (r["env_id"], r["impl"], int(r["seed"]), int(r["step"])))
+    else:
+        rows = sorted(rows, key=lambda r: (r["env_id"], int(r["round"]), r["impl"]))
     tmp = out.with_suffix(".tmp")
     with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(f, columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     tmp.replace(out)
@@ -531,14 +535,7 @@ def run_speed(args) -> int:
                 row = {"impl": impl, "env_id": env_id, "round": rnd, "seed": rnd, "steps": t["step"],
                        "timed_steps": t["timed_steps"], "train_seconds": t["train_seconds"], "cpu_seconds": t["cpu_seconds"],
                        "threads": args.threads, "version": result["version"]}
-                rows = _read(out) + [row]
-                rows.sort(key=lambda r: (r["env_id"], int(r["round"]), r["impl"]))
-                tmp = out.with_suffix(".tmp")
-                with tmp.open("w", newline="") as f:
-                    writer = csv.DictWriter(f, SPEED_COLUMNS, lineterminator="\n")
-                    writer.writeheader()
-                    writer.writerows(rows)
-                tmp.replace(out)
+                _write(out, _read(out) + [row], SPEED_COLUMNS)
                 print(f"round {rnd} {impl:12s} {env_id:15s}: {t['timed_steps']} steps in {t['cpu_seconds']} CPU-seconds "
                       f"({t['train_seconds']} s)", flush=True)
     return 0
